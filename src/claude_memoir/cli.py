@@ -1,0 +1,254 @@
+"""The ``memoir`` command line.
+
+    memoir install [--scope user|project]   wire the hooks into Claude Code
+    memoir uninstall [--scope user|project] take them out again
+    memoir context [--cwd DIR]              print what SessionStart would inject
+    memoir sessions [--json]                list recorded sessions with counts
+    memoir show SESSION [--json]            one session with its summaries
+    memoir status [--json]                  live workers
+
+Exit codes: 0 success, 1 failure, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import InvalidInput, IPCError, MemoirError
+
+log = logging.getLogger(__name__)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+# -- install -------------------------------------------------------------------
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    """Merge our hooks into the chosen settings.json."""
+    from .install import install, settings_path
+
+    path = settings_path(args.scope)
+    result = install(path)
+    if result.changed:
+        print(f"claude-memoir hooks installed in {result.path}")
+        if result.backup:
+            print(f"previous settings kept in {result.backup}")
+    else:
+        print(f"claude-memoir hooks already installed in {result.path}")
+    print(f"interpreter: {sys.executable}")
+    return 0
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    """Remove our hooks (and only ours) from the chosen settings.json."""
+    from .install import settings_path, uninstall
+
+    result = uninstall(settings_path(args.scope))
+    if result.changed:
+        print(f"claude-memoir hooks removed from {result.path}")
+    else:
+        print(f"no claude-memoir hooks in {result.path}")
+    return 0
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    """Print exactly what SessionStart would inject for a project."""
+    from .config import load_settings
+    from .context import build_context, project_key
+    from .store import Store
+
+    settings = load_settings()
+    with Store.open(settings.home) as store:
+        text = build_context(store, settings, project_key(args.cwd or os.getcwd()))
+    if text:
+        print(text)
+    return 0
+
+
+def _session_dict(stats: Any) -> dict[str, Any]:
+    s = stats.session
+    return {
+        "session_id": s.claude_session_id,
+        "project": s.project,
+        "status": s.status,
+        "started_at": s.started_at,
+        "updated_at": s.updated_at,
+        "ended_at": s.ended_at,
+        "end_reason": s.end_reason,
+        "worker_pid": s.worker_pid,
+        "agent_session_id": s.agent_session_id,
+        "prompts": stats.prompts,
+        "events_total": stats.events_total,
+        "events_pending": stats.events_pending,
+        "observations": stats.observations,
+        "summaries": stats.summaries,
+    }
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """List sessions, newest first, with their counts."""
+    from .config import load_settings
+    from .store import Store
+
+    with Store.open(load_settings().home) as store:
+        rows = [_session_dict(s) for s in store.session_stats()]
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no sessions recorded yet")
+        return 0
+    header = f"{'SESSION':<36}  {'STATUS':<9}  {'PROMPTS':>7}  {'EVENTS':>6}  " \
+             f"{'PENDING':>7}  {'OBS':>4}  {'SUMM':>4}  {'STARTED':<16}  PROJECT"
+    print(header)
+    for r in rows:
+        print(f"{r['session_id']:<36}  {r['status']:<9}  {r['prompts']:>7}  "
+              f"{r['events_total']:>6}  {r['events_pending']:>7}  {r['observations']:>4}  "
+              f"{r['summaries']:>4}  {r['started_at'][:16].replace('T', ' '):<16}  "
+              f"{r['project']}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """One session: its counts, summaries and observations."""
+    from .config import load_settings
+    from .paths import validate_session_id
+    from .store import Store
+
+    session_id = validate_session_id(args.session)
+    with Store.open(load_settings().home) as store:
+        stats = store.session_stats(session_id)
+        if not stats:
+            print(f"memoir: no session {session_id}", file=sys.stderr)
+            return 1
+        info = _session_dict(stats[0])
+        summaries = [asdict(s) for s in store.summaries_for_session(stats[0].session.id)]
+        observations = [asdict(o) for o in store.observations_for_session(stats[0].session.id)]
+    if args.json:
+        _print_json({**info, "summaries": summaries, "observations": observations})
+        return 0
+    for key, value in info.items():
+        print(f"{key + ':':<18}{value}")
+    for s in summaries:
+        kind = " (fallback)" if s["kind"] == "fallback" else ""
+        print(f"\n== summary of prompt {s['prompt_number']}{kind} ({s['created_at']})")
+        for field in ("request", "investigated", "learned", "completed", "next_steps", "notes"):
+            if s[field]:
+                print(f"  {field}: {s[field]}")
+    if observations:
+        print("\n== observations")
+        for o in observations:
+            print(f"  [{o['type']}] {o['title']}" + (f": {o['subtitle']}" if o["subtitle"] else ""))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Live workers: every session with a recorded worker, pinged."""
+    from . import ipc
+    from .config import load_settings
+    from .paths import socket_path
+    from .store import Store
+
+    home = load_settings().home
+    with Store.open(home) as store:
+        sessions = store.sessions_with_workers()
+    rows = []
+    for s in sessions:
+        row: dict[str, Any] = {"session_id": s.claude_session_id, "pid": s.worker_pid,
+                               "project": s.project}
+        try:
+            ack = ipc.request(socket_path(home, s.claude_session_id), {"type": "ping"},
+                              timeout=1.0)
+            row.update(responsive=True, **(ack.get("state") or {}))
+        except IPCError as e:
+            row.update(responsive=False, error=str(e))
+        rows.append(row)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no live workers")
+        return 0
+    for r in rows:
+        if r["responsive"]:
+            print(f"{r['session_id']}  pid {r['pid']}  up {r.get('uptime', 0):.0f}s  "
+                  f"idle {r.get('idle', 0):.0f}s  pending {r.get('pending')}  "
+                  f"agent {r.get('agent')}  {r['project']}")
+        else:
+            print(f"{r['session_id']}  pid {r['pid']}  UNRESPONSIVE ({r['error']})  "
+                  f"{r['project']}")
+    return 0
+
+
+# -- plumbing --------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="memoir", description="Persistent memory for Claude Code.")
+    parser.add_argument("--version", action="version", version=f"memoir {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for name, func, text in (
+        ("install", cmd_install, "merge claude-memoir's hooks into Claude Code's settings.json"),
+        ("uninstall", cmd_uninstall, "remove claude-memoir's hooks (only ours)"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--scope", choices=("user", "project"), default="user",
+                       help="user: ~/.claude/settings.json (default); "
+                            "project: ./.claude/settings.json")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("context", help="print what SessionStart would inject")
+    p.add_argument("--cwd", type=Path, default=None,
+                   help="project directory (default: the current directory)")
+    p.set_defaults(func=cmd_context)
+
+    p = sub.add_parser("sessions", help="list recorded sessions")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_sessions)
+
+    p = sub.add_parser("show", help="show one session with its summaries")
+    p.add_argument("session", help="Claude Code session id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("status", help="list live workers")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``memoir`` console script."""
+    args = build_parser().parse_args(argv)
+    from .config import load_settings
+    from .log import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.home, settings.log_level)
+    try:
+        return int(args.func(args))
+    except MemoirError as e:
+        print(f"memoir: {e}", file=sys.stderr)
+        log.error("%s failed (%s): %s", args.command, e.reason, e)
+        return 2 if isinstance(e, InvalidInput) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Configuration, read at call time from one place.
+
+Precedence: ``MEMOIR_*`` environment variables, then ``$MEMOIR_HOME/settings.json``,
+then the defaults below. Nothing is cached across calls on purpose: tests and
+users change the environment between calls, and a hook process is short-lived
+anyway, so the cost is one small file read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+DEFAULT_MODEL = "claude-haiku-4-5"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of claude-memoir with its default."""
+
+    home: Path
+    model: str = DEFAULT_MODEL
+    # Context injected at SessionStart: at most this many characters in all.
+    context_budget: int = 6000
+    # How many recent summaries and observation titles the context may hold.
+    context_summaries: int = 5
+    context_observations: int = 15
+    # SessionStart sources that get context ("clear" starts empty on purpose).
+    context_sources: tuple[str, ...] = ("startup", "resume", "compact")
+    # A worker with no activity for this long finalizes and exits.
+    idle_timeout: float = 7200.0
+    # Characters of a tool input / response kept for the agent (head + tail).
+    max_field_chars: int = 4000
+    # Seconds the worker waits for one agent reply before giving up on it.
+    agent_timeout: float = 180.0
+    log_level: str = "INFO"
+
+
+# env name -> (field, parser)
+_ENV = {
+    "MEMOIR_MODEL": "model",
+    "MEMOIR_CONTEXT_BUDGET": "context_budget",
+    "MEMOIR_CONTEXT_SUMMARIES": "context_summaries",
+    "MEMOIR_CONTEXT_OBSERVATIONS": "context_observations",
+    "MEMOIR_CONTEXT_SOURCES": "context_sources",
+    "MEMOIR_IDLE_TIMEOUT": "idle_timeout",
+    "MEMOIR_MAX_FIELD_CHARS": "max_field_chars",
+    "MEMOIR_AGENT_TIMEOUT": "agent_timeout",
+    "MEMOIR_LOG_LEVEL": "log_level",
+}
+
+
+def memoir_home() -> Path:
+    """Return the data directory: ``$MEMOIR_HOME`` or ``~/.claude-memoir``."""
+    raw = os.environ.get("MEMOIR_HOME")
+    if raw:
+        return Path(raw).expanduser().absolute()
+    return Path.home() / ".claude-memoir"
+
+
+def _coerce(name: str, default: object, value: object) -> object:
+    """Convert a raw env/file value to the type of the field's default."""
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        if isinstance(value, list):
+            return tuple(str(p) for p in value)
+        raise ValueError(f"{name}: expected a list or comma-separated string")
+    if isinstance(default, bool):
+        return str(value).lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        number = int(value)  # type: ignore[arg-type]
+        if number < 0:
+            raise ValueError(f"{name}: must not be negative")
+        return number
+    if isinstance(default, float):
+        number = float(value)  # type: ignore[arg-type]
+        if number < 0:
+            raise ValueError(f"{name}: must not be negative")
+        return number
+    return str(value)
+
+
+def load_settings() -> Settings:
+    """Read the settings now: env over ``settings.json`` over defaults.
+
+    A malformed value is ignored (the default stays) rather than raised, because
+    hooks must never fail on a typo in the user's configuration.
+    """
+    home = memoir_home()
+    defaults = Settings(home=home)
+    values: dict[str, object] = {}
+    by_name = {f.name: getattr(defaults, f.name) for f in fields(Settings)}
+
+    file_values: dict[str, object] = {}
+    try:
+        with open(home / "settings.json", encoding="utf-8") as fh:
+            loaded = json.load(fh)
+        if isinstance(loaded, dict):
+            file_values = loaded
+    except (OSError, ValueError):
+        pass  # no file, or not JSON: defaults stand
+
+    for key, raw in file_values.items():
+        if key in by_name and key != "home":
+            try:
+                values[key] = _coerce(key, by_name[key], raw)
+            except (TypeError, ValueError):
+                pass
+    for env_name, key in _ENV.items():
+        raw_env = os.environ.get(env_name)
+        if raw_env is not None and raw_env != "":
+            try:
+                values[key] = _coerce(env_name, by_name[key], raw_env)
+            except (TypeError, ValueError):
+                pass
+    return Settings(home=home, **values)  # type: ignore[arg-type]

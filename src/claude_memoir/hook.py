@@ -1,0 +1,259 @@
+"""Claude Code hooks: ``python -m claude_memoir.hook EVENT`` with the payload on stdin.
+
+Claude Code runs these synchronously and the user waits for them, on every tool
+call. So each one: imports only the standard library and light modules of this
+package, commits what it must keep to SQLite, wakes the worker without waiting
+for the agent, prints valid hook output, and exits 0 whatever it is fed. Errors
+go to the log file, never to stdout (which Claude Code parses).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import sys
+import time
+from typing import Any, Callable
+
+from .config import Settings, load_settings
+from .errors import InvalidInput, MemoirError
+from .paths import validate_session_id
+
+log = logging.getLogger("claude_memoir.hook")
+
+EVENTS = ("session-start", "user-prompt-submit", "post-tool-use", "stop", "session-end")
+
+# Claude Code sends a few KB; a Read of a large file can reach megabytes. Past
+# this we keep the event but drop the oversized payload fields.
+MAX_PAYLOAD = 32 * 1024 * 1024
+# A payload must arrive within this; a stdin held open must not hang the hook.
+STDIN_TIMEOUT = 2.0
+
+Payload = dict[str, Any]
+Output = dict[str, Any]
+
+
+def read_stdin(limit: int = MAX_PAYLOAD, timeout: float = STDIN_TIMEOUT) -> bytes:
+    """Read the payload: up to ``limit`` bytes, until EOF or ``timeout`` seconds."""
+    stream = sys.stdin.buffer if sys.stdin is not None else None
+    if stream is None or sys.stdin.isatty():
+        return b""
+    fd = stream.fileno()
+    chunks: list[bytes] = []
+    size = 0
+    deadline = time.monotonic() + timeout
+    while size <= limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            log.warning("payload incomplete after %.1fs; using what arrived", timeout)
+            break
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def parse_payload(raw: bytes) -> Payload:
+    """The payload as a dict; raises InvalidInput for anything else."""
+    if len(raw) > MAX_PAYLOAD:
+        raise InvalidInput(f"payload over {MAX_PAYLOAD} bytes", reason="too-large")
+    try:
+        value = json.loads(raw.decode("utf-8", errors="replace"))
+    except ValueError as e:
+        raise InvalidInput(f"payload is not JSON: {e}", reason="bad-json") from e
+    if not isinstance(value, dict):
+        raise InvalidInput("payload is not a JSON object", reason="bad-json")
+    return value
+
+
+def _project_dir(payload: Payload) -> str:
+    # CLAUDE_PROJECT_DIR is where Claude Code was started; the payload's cwd
+    # follows `cd` inside Bash, which must not split one project in two.
+    raw = os.environ.get("CLAUDE_PROJECT_DIR") or payload.get("cwd")
+    if not isinstance(raw, str) or not raw or "\x00" in raw:
+        raw = os.getcwd()
+    return raw
+
+
+def _str(payload: Payload, key: str) -> str:
+    value = payload.get(key)
+    return value if isinstance(value, str) else ""
+
+
+# -- handlers ---------------------------------------------------------------
+
+
+def on_session_start(payload: Payload, settings: Settings) -> Output:
+    """Inject past summaries of this project as additional context."""
+    source = _str(payload, "source") or "startup"
+    if source not in settings.context_sources:
+        return {}
+    session_id = payload.get("session_id")
+    exclude = session_id if isinstance(session_id, str) and source == "startup" else None
+    from .context import build_context, project_key
+    from .store import Store
+
+    with Store.open(settings.home) as store:
+        text = build_context(store, settings, project_key(_project_dir(payload)), exclude)
+    if not text:
+        return {}
+    return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}
+
+
+def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
+    """Record the session and the prompt; make sure the session has a worker."""
+    session_id = validate_session_id(payload.get("session_id"))
+    from . import launch
+    from .context import project_key
+    from .store import Store
+
+    project = project_key(_project_dir(payload))
+    with Store.open(settings.home) as store:
+        session = store.upsert_session(session_id, project, _str(payload, "cwd"))
+        number = store.add_prompt(session.id, _str(payload, "prompt"))
+    log.info("session %s: prompt %d recorded", session_id, number)
+    launch.notify(settings.home, session_id, {"type": "wake"}, attempts=1)
+    return {}
+
+
+def on_post_tool_use(payload: Payload, settings: Settings) -> Output:
+    """Queue the tool event durably, then wake the worker (PostToolUse and its Failure twin)."""
+    session_id = validate_session_id(payload.get("session_id"))
+    tool_name = _str(payload, "tool_name")
+    if not tool_name:
+        raise InvalidInput("payload has no tool_name", reason="bad-payload")
+    from . import launch
+    from .context import project_key
+    from .store import Store
+
+    failed = payload.get("hook_event_name") == "PostToolUseFailure" or "error" in payload
+    error = payload.get("error")
+    tool_use_id = payload.get("tool_use_id")
+    with Store.open(settings.home) as store:
+        session = store.get_session(session_id)
+        if session is None:
+            # memoir was installed mid-session, or UserPromptSubmit failed:
+            # still keep the event, under prompt 0.
+            session = store.upsert_session(
+                session_id, project_key(_project_dir(payload)), _str(payload, "cwd"))
+        number = store.current_prompt_number(session.id)
+        event_id = store.add_event(
+            session.id,
+            number,
+            tool_name,
+            payload.get("tool_input"),
+            payload.get("tool_response"),
+            tool_use_id=tool_use_id if isinstance(tool_use_id, str) else None,
+            failed=failed,
+            error=error if isinstance(error, str) else (json.dumps(error) if error else None),
+        )
+    if event_id is None:
+        log.info("session %s: tool call %s already queued", session_id, tool_use_id)
+        return {}
+    launch.notify(settings.home, session_id, {"type": "wake"})
+    return {}
+
+
+def on_stop(payload: Payload, settings: Settings) -> Output:
+    """FINALIZE the current prompt: mark it finished in SQLite, then wake the worker."""
+    session_id = validate_session_id(payload.get("session_id"))
+    from . import launch
+    from .store import Store
+
+    with Store.open(settings.home) as store:
+        session = store.get_session(session_id)
+        if session is None:
+            log.info("stop for unknown session %s; nothing to finalize", session_id)
+            return {}
+        number = store.current_prompt_number(session.id)
+        reply = payload.get("last_assistant_message")
+        store.finish_prompt(session.id, number, reply if isinstance(reply, str) else None)
+    launch.notify(settings.home, session_id, {"type": "finalize", "prompt_number": number})
+    return {}
+
+
+def on_session_end(payload: Payload, settings: Settings) -> Output:
+    """Ask the worker to finish and exit; record the end so a later worker does it if not."""
+    session_id = validate_session_id(payload.get("session_id"))
+    reason = (_str(payload, "reason") or "other")[:40]
+    from . import launch
+    from .store import Store
+
+    with Store.open(settings.home) as store:
+        session = store.get_session(session_id)
+        if session is None:
+            return {}
+        store.request_end(session.id, reason)
+        has_work = bool(store.count_pending(session.id)
+                        or store.prompts_to_summarize(session.id, include_open=True))
+    # One short attempt: SessionEnd is killed after ~1.5 s. The end request is
+    # in SQLite, so a worker that is busy sees it on its next loop; a missing
+    # worker is spawned only if there is work left to finish.
+    outcome = launch.notify(settings.home, session_id,
+                            {"type": "shutdown", "reason": reason},
+                            attempts=1, timeout=0.3, spawn=has_work)
+    log.info("session %s ended (%s): worker %s", session_id, reason, outcome)
+    return {}
+
+
+HANDLERS: dict[str, Callable[[Payload, Settings], Output]] = {
+    "session-start": on_session_start,
+    "user-prompt-submit": on_user_prompt_submit,
+    "post-tool-use": on_post_tool_use,
+    "stop": on_stop,
+    "session-end": on_session_end,
+}
+
+
+def run(event: str, raw: bytes) -> Output:
+    """Handle one hook invocation; never raises."""
+    try:
+        settings = load_settings()
+        from .log import setup_logging
+
+        setup_logging(settings.home, settings.log_level)
+    except Exception:  # pragma: no cover - config is defensive already
+        return {}
+    handler = HANDLERS.get(event)
+    if handler is None:
+        log.error("unknown hook event %r (expected one of %s)", event[:40], ", ".join(EVENTS))
+        return {}
+    try:
+        return handler(parse_payload(raw), settings)
+    except InvalidInput as e:
+        log.warning("%s hook ignored a bad payload: %s", event, e)
+    except MemoirError as e:
+        log.error("%s hook failed (%s): %s", event, e.reason, e)
+    except Exception:
+        log.exception("%s hook failed unexpectedly", event)
+    return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Process entry: read stdin, handle, print JSON, exit 0 — always."""
+    args = sys.argv[1:] if argv is None else argv
+    event = args[0] if args else ""
+    output: Output = {}
+    try:
+        # The agent's own Claude Code process must never record itself.
+        if os.environ.get("MEMOIR_WORKER") != "1":
+            output = run(event, read_stdin())
+    except BaseException:  # noqa: BLE001 - a hook must exit 0 whatever happens
+        output = {}
+    try:
+        sys.stdout.write(json.dumps(output) + "\n")
+        sys.stdout.flush()
+    except Exception:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Where claude-memoir keeps things, and the checks before a name becomes a path.
+
+Layout under ``$MEMOIR_HOME`` (0700)::
+
+    memoir.db          SQLite store (WAL)
+    logs/memoir.log    one log for hooks, workers and the CLI
+    run/               per-session sockets, pid files and lock files (0700)
+    agent/             the memory agent's working directory, so its own Claude
+                       Code transcripts never appear among the user's projects
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from .errors import InvalidInput
+
+# Claude Code session ids are UUIDs; accept a conservative superset (letters,
+# digits, '-' and '_', at most 128) so nothing like '../' or '/' ever reaches a
+# path, a socket name or a log line unescaped.
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+# sun_path is 108 bytes on Linux (104 on macOS) including the NUL.
+_MAX_SOCKET_PATH = 100
+
+
+def validate_session_id(value: object) -> str:
+    """Return ``value`` if it is an acceptable session id, else raise InvalidInput."""
+    if isinstance(value, str) and _SESSION_ID.match(value):
+        return value
+    shown = repr(value)[:80]
+    raise InvalidInput(f"invalid session id {shown}", reason="bad-session-id")
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) with mode 0700 and return it.
+
+    chmod after mkdir because mkdir's mode is filtered by the umask.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if (path.stat().st_mode & 0o777) != 0o700:
+            os.chmod(path, 0o700)
+    except OSError:
+        pass
+    return path
+
+
+def db_path(home: Path) -> Path:
+    """The SQLite store."""
+    return home / "memoir.db"
+
+
+def log_dir(home: Path) -> Path:
+    """Directory of ``memoir.log``."""
+    return home / "logs"
+
+
+def run_dir(home: Path) -> Path:
+    """Directory of sockets, pid files and lock files."""
+    return home / "run"
+
+
+def agent_dir(home: Path) -> Path:
+    """The memory agent's cwd (keeps its transcripts out of the user's projects)."""
+    return home / "agent"
+
+
+def _short(session_id: str) -> str:
+    # A short stable name keeps socket paths under the OS limit however long
+    # MEMOIR_HOME is; 16 hex chars of sha256 make collisions irrelevant.
+    return hashlib.sha256(session_id.encode()).hexdigest()[:16]
+
+
+def socket_path(home: Path, session_id: str) -> Path:
+    """The worker's Unix socket for ``session_id``.
+
+    Falls back to a private directory under the system temp dir when
+    ``$MEMOIR_HOME/run`` would make the path too long for ``sun_path``.
+    """
+    name = f"{_short(session_id)}.sock"
+    path = run_dir(home) / name
+    if len(os.fsencode(str(path))) <= _MAX_SOCKET_PATH:
+        return path
+    home_tag = hashlib.sha256(os.fsencode(str(home))).hexdigest()[:12]
+    base = Path(os.environ.get("TMPDIR") or "/tmp")
+    fallback = base / f"memoir-{os.getuid()}-{home_tag}" / name
+    if len(os.fsencode(str(fallback))) > _MAX_SOCKET_PATH:
+        fallback = Path("/tmp") / f"memoir-{os.getuid()}-{home_tag}" / name
+    return fallback
+
+
+def pid_path(home: Path, session_id: str) -> Path:
+    """The worker's pid file (``pid create_time`` on one line)."""
+    return run_dir(home) / f"{_short(session_id)}.pid"
+
+
+def lock_path(home: Path, session_id: str) -> Path:
+    """The worker's single-instance lock file."""
+    return run_dir(home) / f"{_short(session_id)}.lock"

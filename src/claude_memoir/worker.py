@@ -1,0 +1,526 @@
+"""The per-session worker: ``python -m claude_memoir.worker --session ID``.
+
+Started detached by a hook. In order, it: takes the session's lock (one worker
+per session, ever), clears a stale socket, listens on its socket, and only then
+starts the memory agent (the SDK import alone takes ~1 s). From then on it turns
+the session's durable work in SQLite into observations and summaries:
+
+* pending tool events → batched observation messages → observations (stored in
+  the same transaction that marks the events processed);
+* prompts that Stop finished → one summary each;
+* an end request from SessionEnd (or the idle watchdog, or SIGTERM) → drain,
+  summarize what is left, mark the session completed and exit.
+
+Socket messages only wake it up; the database says what to do, so a worker that
+starts late (its predecessor killed, a message lost) does exactly the same work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import ipc
+from .agent import MemoryAgent, default_agent_factory
+from .config import Settings, load_settings
+from .digest import fallback_summary
+from .errors import AgentError, InvalidInput, IPCError, MemoirError
+from .log import setup_logging
+from .parser import parse_observations, parse_summary
+from .paths import (
+    agent_dir,
+    ensure_private_dir,
+    lock_path,
+    pid_path,
+    run_dir,
+    socket_path,
+    validate_session_id,
+)
+from .prompts import EventView, init_prompt, observation_prompt, summary_prompt
+from .store import EventRow, SessionRow, Store
+
+# Named explicitly: run as ``-m`` this module is ``__main__``.
+log = logging.getLogger("claude_memoir.worker")
+
+AgentFactory = Callable[[str, Path, "str | None"], MemoryAgent]
+
+# Events per observation message: enough to batch a burst, small enough that
+# one reply stays short and a failure retries little.
+BATCH_SIZE = 20
+# How often the loop wakes on its own to check the idle watchdog.
+TICK = 1.0
+# Agent failures in a row before the worker stops asking and falls back.
+MAX_AGENT_FAILURES = 3
+
+
+class AlreadyRunning(MemoirError):
+    """Another worker holds this session's lock or answers on its socket."""
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _event_view(ev: EventRow) -> EventView:
+    return EventView(
+        id=ev.id,
+        tool_name=ev.tool_name,
+        tool_input=ev.tool_input,
+        tool_response=ev.tool_response,
+        failed=ev.failed,
+        error=ev.error,
+        prompt_number=ev.prompt_number,
+        created_at=ev.created_at,
+    )
+
+
+class SessionLock:
+    """An exclusive ``flock`` on the session's lock file, held for the worker's life.
+
+    flock, not check-then-act: two hooks racing to spawn a worker both start one,
+    and exactly one gets the lock. The kernel drops it when the process dies,
+    even by SIGKILL, so a crashed worker never blocks its successor.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise AlreadyRunning."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise AlreadyRunning("session lock is held", reason="locked") from e
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (closing the descriptor releases it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def clear_stale_socket(path: Path) -> None:
+    """Remove ``path`` if no one listens on it; raise AlreadyRunning if someone does."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        log.info("removing stale socket %s", path)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return
+    finally:
+        probe.close()
+    raise AlreadyRunning(f"a worker already listens on {path}", reason="listening")
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    sock = writer.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+class Worker:
+    """One session's worker: socket server + work loop around a memory agent."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_id: str,
+        *,
+        agent_factory: AgentFactory = default_agent_factory,
+    ) -> None:
+        self.settings = settings
+        self.home = settings.home
+        self.session_id = validate_session_id(session_id)
+        self.agent_factory = agent_factory
+        self.socket_path = socket_path(self.home, session_id)
+        self.pid_path = pid_path(self.home, session_id)
+        self.store: Store | None = None
+        self.session: SessionRow | None = None
+        self.agent: MemoryAgent | None = None
+        self.agent_state = "not-started"
+        self.agent_failures = 0
+        self.started = time.monotonic()
+        self.last_activity = time.monotonic()
+        self.stop_reason: str | None = None
+        self._wake = asyncio.Event()
+        self._server: asyncio.AbstractServer | None = None
+        self._introduced = False
+
+    # -- requests ----------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """What ``ping`` reports."""
+        pending = 0
+        if self.store is not None and self.session is not None:
+            try:
+                pending = self.store.count_pending(self.session.id)
+            except Exception:  # a ping must answer even if SQLite is busy
+                pending = -1
+        return {
+            "session_id": self.session_id,
+            "pid": os.getpid(),
+            "uptime": round(time.monotonic() - self.started, 3),
+            "idle": round(time.monotonic() - self.last_activity, 3),
+            "pending": pending,
+            "agent": self.agent_state,
+            "stopping": self.stop_reason,
+        }
+
+    def handle(self, message: dict[str, Any]) -> ipc.Ack:
+        """Apply one request and return its ack (never raises)."""
+        kind = message.get("type")
+        if kind not in ipc.REQUEST_TYPES:
+            return {"ok": False, "error": f"unknown request type {str(kind)[:40]!r}"}
+        if kind == "ping":
+            return {"ok": True, "type": "ping", "state": self.state()}
+        self.last_activity = time.monotonic()
+        if kind == "finalize":
+            number = message.get("prompt_number")
+            if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+                return {"ok": False, "error": "finalize needs an integer prompt_number"}
+        elif kind == "shutdown":
+            self.request_stop(str(message.get("reason") or "shutdown")[:40])
+        self._wake.set()
+        return {"ok": True, "type": str(kind)}
+
+    async def _serve_client(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        try:
+            uid = _peer_uid(writer)
+            if uid is not None and uid != os.getuid():
+                log.warning("refused connection from uid %d", uid)
+                return
+            try:
+                line = await asyncio.wait_for(reader.readline(), timeout=5)
+            except (asyncio.LimitOverrunError, ValueError):
+                ack: ipc.Ack = {"ok": False, "error": "message too large"}
+            else:
+                try:
+                    ack = self.handle(ipc.decode(line.strip()))
+                except IPCError as e:
+                    ack = {"ok": False, "error": str(e)}
+            writer.write(ipc.encode(dict(ack)))
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError, OSError) as e:
+            log.debug("client connection dropped: %s", e)
+        except Exception:  # the server must outlive any one client
+            log.exception("error serving a client")
+        finally:
+            writer.close()
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to finish the session's work and exit (signal-safe: sets flags)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._wake.set()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def listen(self) -> None:
+        """Clear a stale socket and listen on the session's socket (0600)."""
+        ensure_private_dir(self.socket_path.parent)
+        clear_stale_socket(self.socket_path)
+        # umask around bind: the socket file is created by bind() with the
+        # process umask, and chmod afterwards would leave a window.
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve_client, path=str(self.socket_path), limit=ipc.MAX_MESSAGE
+            )
+        finally:
+            os.umask(old)
+
+    def _write_pid_file(self) -> float | None:
+        create_time: float | None
+        try:
+            import psutil  # the worker may; hooks never do
+
+            create_time = psutil.Process().create_time()
+        except Exception:
+            create_time = None
+        tmp = self.pid_path.with_suffix(".pid.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()} {create_time or 0} {self.session_id}\n")
+        os.replace(tmp, self.pid_path)
+        return create_time
+
+    async def run(self) -> int:
+        """Serve the session until its work is done and it was asked to stop."""
+        await self.listen()
+        log.info("worker %d listening on %s for session %s",
+                 os.getpid(), self.socket_path, self.session_id)
+        try:
+            self.store = Store.open(self.home)
+            self.session = self.store.get_session(self.session_id)
+            if self.session is None:
+                log.error("session %s is not in the store; nothing to do", self.session_id)
+                return 0
+            create_time = self._write_pid_file()
+            self.store.set_worker(self.session.id, os.getpid(), create_time)
+            await self._loop()
+            return 0
+        finally:
+            await self._shutdown()
+
+    async def _loop(self) -> None:
+        assert self.store is not None and self.session is not None
+        self._wake.set()  # drain whatever is already pending at start
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=TICK)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            self._check_watchdogs()
+            session = self.store.get_session(self.session_id)
+            if session is not None:
+                self.session = session
+                if session.end_requested_at and self.stop_reason is None:
+                    self.stop_reason = session.end_reason or "session-end"
+            await self.process()
+            if self.stop_reason is not None:
+                await self.finish()
+                return
+
+    def _check_watchdogs(self) -> None:
+        idle = time.monotonic() - self.last_activity
+        if idle >= self.settings.idle_timeout and self.stop_reason is None:
+            log.info("session %s idle for %.0fs; finishing", self.session_id, idle)
+            self.request_stop("idle")
+
+    async def process(self) -> None:
+        """Do all durable work there is: observe pending events, summarize finished prompts."""
+        await self.drain()
+        assert self.store is not None and self.session is not None
+        for number in self.store.prompts_to_summarize(self.session.id):
+            await self.summarize(number)
+
+    async def finish(self) -> None:
+        """Final pass when the session ends: drain, summarize the open turn too."""
+        assert self.store is not None and self.session is not None
+        await self.drain()
+        for number in self.store.prompts_to_summarize(self.session.id, include_open=True):
+            await self.summarize(number)
+        self.store.set_status(self.session.id, "completed", self.stop_reason)
+        log.info("session %s completed (%s)", self.session_id, self.stop_reason)
+
+    # -- the agent -----------------------------------------------------------
+
+    async def _ensure_agent(self) -> MemoryAgent:
+        if self.agent is not None:
+            return self.agent
+        assert self.store is not None and self.session is not None
+        resume = self.session.agent_session_id
+        self.agent_state = "starting"
+        agent = self.agent_factory(self.settings.model, agent_dir(self.home), resume)
+        try:
+            await agent.start()
+        except AgentError as e:
+            if not resume:
+                self.agent_state = "failed"
+                raise
+            # A resume the CLI rejects (transcript gone, another machine) must
+            # not cost the session its memory: start fresh once.
+            log.warning("agent resume %s failed (%s); starting a fresh agent session",
+                        resume, e)
+            agent = self.agent_factory(self.settings.model, agent_dir(self.home), None)
+            await agent.start()
+            resume = None
+        self.agent = agent
+        self.agent_state = "ready"
+        self._introduced = bool(resume)
+        return agent
+
+    async def _ask(self, text: str) -> str:
+        """Send one message to the agent (starting it if needed); track failures."""
+        assert self.store is not None and self.session is not None
+        try:
+            agent = await self._ensure_agent()
+            if not self._introduced:
+                first = self.store.prompt_text(self.session.id, 1)
+                text = init_prompt(self.session.project, first, _now_iso()) + "\n\n" + text
+                self._introduced = True
+            self.agent_state = "busy"
+            reply = await agent.ask(text, self.settings.agent_timeout)
+        except AgentError:
+            self.agent_failures += 1
+            self.agent_state = "failed"
+            await self._drop_agent()
+            raise
+        self.agent_state = "ready"
+        self.agent_failures = 0
+        if agent.session_id and agent.session_id != self.session.agent_session_id:
+            self.store.set_agent_session(self.session.id, agent.session_id)
+            self.session = self.store.get_session(self.session_id) or self.session
+        return reply
+
+    async def _drop_agent(self) -> None:
+        agent, self.agent = self.agent, None
+        self._introduced = False
+        if agent is not None:
+            await agent.close()
+
+    def _agent_gave_up(self) -> bool:
+        return self.agent_failures >= MAX_AGENT_FAILURES
+
+    # -- work ------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Turn every pending event into observations, in order, batch by batch."""
+        assert self.store is not None and self.session is not None
+        while not self._agent_gave_up():
+            pending = self.store.pending_events(self.session.id, BATCH_SIZE)
+            if not pending:
+                return
+            # One prompt per batch, so each observation belongs to one prompt.
+            batch = [e for e in pending if e.prompt_number == pending[0].prompt_number]
+            ids = [e.id for e in batch]
+            text = observation_prompt([_event_view(e) for e in batch],
+                                      self.settings.max_field_chars)
+            try:
+                reply = await self._ask(text)
+            except AgentError as e:
+                log.warning("agent failed on events %s..%s of %s: %s",
+                            ids[0], ids[-1], self.session_id, e)
+                self.store.note_attempt(ids)
+                await asyncio.sleep(min(2 ** self.agent_failures, 10))
+                continue
+            observations = parse_observations(reply)
+            self.store.record_observations(self.session.id, ids, observations,
+                                           batch[0].prompt_number)
+            log.info("session %s: %d event(s) -> %d observation(s)",
+                     self.session_id, len(ids), len(observations))
+
+    async def summarize(self, prompt_number: int) -> None:
+        """Write the summary of one prompt (the agent's, or a fallback from raw events)."""
+        assert self.store is not None and self.session is not None
+        prompt = self.store.prompt_text(self.session.id, prompt_number)
+        response = self.store.prompt_response(self.session.id, prompt_number)
+        summary = None
+        note = None
+        if not self._agent_gave_up():
+            text = summary_prompt(prompt_number, prompt, self.settings.max_field_chars)
+            if response:
+                text += ("\n\nClaude's final reply to the user for this request "
+                         "(for context):\n" + response[: self.settings.max_field_chars])
+            try:
+                reply = await self._ask(text)
+            except AgentError as e:
+                log.warning("agent failed to summarize prompt %d of %s: %s",
+                            prompt_number, self.session_id, e)
+            else:
+                summary = parse_summary(reply)
+                if summary is None and "<skip_summary" in reply:
+                    note = "Built from raw events; the memory agent found nothing to summarize."
+            if summary is None and note is None:
+                log.warning("no usable summary for prompt %d of %s", prompt_number,
+                            self.session_id)
+        if summary is not None:
+            self.store.save_summary(self.session.id, prompt_number, summary, "agent")
+            log.info("session %s: summary of prompt %d stored", self.session_id, prompt_number)
+            return
+        events = self.store.events_for_prompt(self.session.id, prompt_number)
+        digest = fallback_summary(prompt, response, events, **({"note": note} if note else {}))
+        self.store.save_summary(self.session.id, prompt_number, digest, "fallback")
+        log.info("session %s: fallback summary of prompt %d stored",
+                 self.session_id, prompt_number)
+
+    # -- teardown ----------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        try:
+            await self._drop_agent()
+        except Exception:
+            log.exception("closing the agent failed")
+        for path in (self.socket_path, self.pid_path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.warning("cannot remove %s: %s", path, e)
+        if self.store is not None:
+            try:
+                if self.session is not None:
+                    self.store.set_worker(self.session.id, None, None)
+            except Exception:
+                log.exception("cannot clear the worker pid of %s", self.session_id)
+            self.store.close()
+
+
+async def _main_async(worker: Worker) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        # Handlers only set a flag; the loop finishes the work and exits.
+        loop.add_signal_handler(sig, worker.request_stop, signal.Signals(sig).name.lower())
+    return await worker.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m claude_memoir.worker --session ID``."""
+    parser = argparse.ArgumentParser(prog="python -m claude_memoir.worker")
+    parser.add_argument("--session", required=True, help="Claude Code session id")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    setup_logging(settings.home, settings.log_level)
+    try:
+        session_id = validate_session_id(args.session)
+    except InvalidInput as e:
+        log.error("worker not started: %s", e)
+        return 2
+    ensure_private_dir(run_dir(settings.home))
+    lock = SessionLock(lock_path(settings.home, session_id))
+    try:
+        lock.acquire()
+    except AlreadyRunning:
+        log.info("another worker owns session %s; exiting", session_id)
+        return 0
+    try:
+        return asyncio.run(_main_async(Worker(settings, session_id)))
+    except AlreadyRunning as e:
+        log.info("session %s: %s; exiting", session_id, e)
+        return 0
+    except Exception:
+        log.exception("worker for session %s crashed", session_id)
+        return 1
+    finally:
+        lock.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Shared fixtures: a private MEMOIR_HOME and HOME per test, the mock API, hook runners."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from mockapi import MockAnthropic
+
+PAYLOADS = Path(__file__).resolve().parents[1].parent / "shared" / "payloads"
+FIXTURE_PAYLOADS = Path(__file__).resolve().parent / "payloads"
+
+# Variables of a developer's real environment that would point tests at real
+# services or a real Claude Code session.
+_LEAKY = (
+    "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CONFIG_DIR",
+    "CLAUDECODE", "CLAUDE_PID", "CLAUDE_PROJECT_DIR", "CLAUDE_CODE_SESSION_ID",
+    "CLAUDE_CODE_ENTRYPOINT", "MEMOIR_WORKER", "MEMOIR_MODEL", "MEMOIR_CONTEXT_BUDGET",
+    "MEMOIR_IDLE_TIMEOUT", "MEMOIR_PARENT_PID",
+)
+
+
+def payload(name: str) -> dict[str, Any]:
+    """A real hook payload captured from Claude Code (shared/payloads), else tests/payloads."""
+    for base in (PAYLOADS, FIXTURE_PAYLOADS):
+        path = base / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    raise FileNotFoundError(name)
+
+
+@pytest.fixture(autouse=True)
+def memoir_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own MEMOIR_HOME and HOME, and a clean environment."""
+    for name in _LEAKY:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "memoir-home"
+    user_home = tmp_path / "user-home"
+    user_home.mkdir()
+    monkeypatch.setenv("MEMOIR_HOME", str(home))
+    monkeypatch.setenv("HOME", str(user_home))
+    return home
+
+
+@pytest.fixture
+def mock_api() -> Iterator[MockAnthropic]:
+    """The mock Messages API, serving on 127.0.0.1 for the test's duration."""
+    server = MockAnthropic().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def api_env(mock: MockAnthropic, tmp: Path) -> dict[str, str]:
+    """Environment that sends Claude Code (and the SDK) to the mock, offline."""
+    tmpdir = tmp / "tmpdir"
+    tmpdir.mkdir(exist_ok=True)
+    return {
+        "ANTHROPIC_BASE_URL": mock.url,
+        "ANTHROPIC_API_KEY": "dummy-key-for-tests",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_TELEMETRY": "1",
+        "TMPDIR": str(tmpdir),
+    }
+
+
+def bundled_claude() -> Path:
+    """The Claude Code CLI inside the claude-agent-sdk wheel (found without importing it)."""
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    assert spec is not None and spec.origin, "claude-agent-sdk is not installed"
+    path = Path(spec.origin).parent / "_bundled" / "claude"
+    assert path.exists(), f"no bundled CLI at {path}"
+    return path
+
+
+def memoir_command() -> list[str]:
+    """The installed ``memoir`` console script next to this interpreter."""
+    script = Path(sys.executable).parent / "memoir"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("memoir")
+    assert found, "the memoir console script is not installed"
+    return [found]
+
+
+HookRunner = Callable[..., subprocess.CompletedProcess[bytes]]
+
+
+@pytest.fixture
+def run_hook(memoir_home: Path) -> HookRunner:
+    """Run ``python -m claude_memoir.hook EVENT`` as Claude Code would."""
+
+    def run(event: str, data: dict[str, Any] | bytes | str, *,
+            env: dict[str, str] | None = None, timeout: float = 15) -> subprocess.CompletedProcess[bytes]:
+        if isinstance(data, dict):
+            raw = json.dumps(data).encode()
+        elif isinstance(data, str):
+            raw = data.encode()
+        else:
+            raw = data
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "claude_memoir.hook", event],
+            input=raw, capture_output=True, env=full_env, timeout=timeout,
+        )
+
+    return run
+
+
+def db(home: Path) -> sqlite3.Connection:
+    """A plain read connection to a test's memoir.db."""
+    conn = sqlite3.connect(home / "memoir.db", timeout=5)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1,
+             message: str = "condition") -> Any:
+    """Poll ``predicate`` until truthy or fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,163 @@
+"""End to end: the real Claude Code CLI, hooks from ``memoir install``, the mock API.
+
+Session 1 runs a Bash tool and ends; the worker's agent (real Agent SDK, real
+bundled CLI, same mock) writes a summary that is stored; session 2's first
+request to the "LLM" carries that summary. Nothing here reaches the internet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import api_env, bundled_claude, db, memoir_command, wait_for
+from mockapi import MockAnthropic
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+def _env(mock: MockAnthropic, tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(api_env(mock, tmp))
+    # Running as root, Claude Code refuses its bypass modes unless sandboxed.
+    env["IS_SANDBOX"] = "1"
+    return env
+
+
+def _claude(prompt: str, project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(bundled_claude()), "-p", prompt, "--allowedTools", "Bash"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _install(env: dict[str, str]) -> Path:
+    done = subprocess.run([*memoir_command(), "install"], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    settings = Path(env["HOME"]) / ".claude" / "settings.json"
+    assert settings.exists()
+    return settings
+
+
+def _add_canary(settings: Path, log: Path) -> None:
+    """A user's own hook on SessionStart/UserPromptSubmit that logs every payload."""
+    data = json.loads(settings.read_text())
+    for event in ("SessionStart", "UserPromptSubmit"):
+        data["hooks"][event].append({"hooks": [{
+            "type": "command", "command": f"cat >> {log}; echo >> {log}"}]})
+    settings.write_text(json.dumps(data, indent=2))
+
+
+def test_session_summary_reaches_next_session(mock_api: MockAnthropic, tmp_path: Path,
+                                              memoir_home: Path) -> None:
+    marker = f"LEARNED-{uuid.uuid4().hex[:12]}"
+    mock_api.summary_marker = marker
+    env = _env(mock_api, tmp_path)
+    _install(env)
+    project = tmp_path / "project"
+    project.mkdir()
+
+    first = _claude("create test.txt with hello in it", project, env)
+    assert first.returncode == 0, first.stderr
+    assert "MOCK_FINAL_REPLY" in first.stdout
+    assert (project / "test.txt").read_text().strip() == "hello"  # the tool really ran
+
+    conn = db(memoir_home)
+    session = wait_for(
+        lambda: conn.execute("SELECT * FROM sessions WHERE status = 'completed'").fetchone(),
+        timeout=90, message="session 1 to be completed by its worker")
+    summaries = conn.execute("SELECT * FROM summaries WHERE session_id = ?",
+                             (session["id"],)).fetchall()
+    assert len(summaries) == 1
+    assert summaries[0]["kind"] == "agent"
+    assert summaries[0]["learned"] == marker
+    assert summaries[0]["request"]  # the agent saw the user's request
+    events = conn.execute("SELECT * FROM events WHERE session_id = ?", (session["id"],)).fetchall()
+    assert [e["tool_name"] for e in events] == ["Bash"]
+    assert all(e["status"] == "processed" for e in events)
+    assert conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0] >= 1
+    assert session["project"] == os.path.realpath(project)
+    assert session["agent_session_id"]
+
+    # The worker finished and cleaned up after itself.
+    pid = session["worker_pid"]
+    assert pid is None
+    assert not list((memoir_home / "run").glob("*.sock"))
+    assert not list((memoir_home / "run").glob("*.pid"))
+
+    # The agent was really driven through the SDK, with no tool definitions.
+    agent_requests = mock_api.messages_requests(agent=True)
+    assert agent_requests, "the memory agent never called the API"
+    assert all(not r.body.get("tools") for r in agent_requests)
+    assert any("MEMOIR-SUMMARY-REQUEST" in r.last_user_text() for r in agent_requests)
+
+    # Session 2: its first request to the model carries session 1's summary.
+    seen = len(mock_api.messages_requests(agent=False))
+    second = _claude("what did we do last time?", project, env)
+    assert second.returncode == 0, second.stderr
+    cli_requests = mock_api.messages_requests(agent=False)[seen:]
+    assert cli_requests, "session 2 made no request"
+    first_request = cli_requests[0]
+    assert marker in first_request.text()
+    assert "claude-memoir" in first_request.text()
+
+    # `memoir context` prints the same text the hook injected.
+    printed = subprocess.run([*memoir_command(), "context", "--cwd", str(project)], env=env,
+                             capture_output=True, text=True, timeout=30)
+    assert marker in printed.stdout
+
+    # And `memoir sessions --json` reports both sessions with their counts.
+    wait_for(lambda: conn.execute(
+        "SELECT COUNT(*) FROM sessions WHERE status = 'completed'").fetchone()[0] == 2,
+        timeout=90, message="session 2 to be completed")
+    listed = subprocess.run([*memoir_command(), "sessions", "--json"], env=env,
+                            capture_output=True, text=True, timeout=30)
+    rows = json.loads(listed.stdout)
+    assert len(rows) == 2
+    older = [r for r in rows if r["session_id"] == session["claude_session_id"]][0]
+    assert older == {**older, "status": "completed", "prompts": 1, "events_total": 1,
+                     "events_pending": 0, "summaries": 1}
+
+
+def test_agent_process_does_not_fire_user_hooks(mock_api: MockAnthropic, tmp_path: Path,
+                                                memoir_home: Path) -> None:
+    env = _env(mock_api, tmp_path)
+    settings = _install(env)
+    canary = tmp_path / "canary.jsonl"
+    _add_canary(settings, canary)
+    project = tmp_path / "project"
+    project.mkdir()
+
+    done = _claude("create test.txt with hello in it", project, env)
+    assert done.returncode == 0, done.stderr
+
+    conn = db(memoir_home)
+    session = wait_for(
+        lambda: conn.execute("SELECT * FROM sessions WHERE status = 'completed'").fetchone(),
+        timeout=90, message="the session to be completed")
+    assert mock_api.messages_requests(agent=True), "the agent did not run"
+    agent_session = session["agent_session_id"]
+    assert agent_session and agent_session != session["claude_session_id"]
+
+    # The user's canary hook fired for the user's session (so it works) ...
+    fired = [json.loads(line) for line in canary.read_text().splitlines() if line.strip()]
+    assert {p["hook_event_name"] for p in fired} == {"SessionStart", "UserPromptSubmit"}
+    # ... and only for it: never for the agent's own Claude Code process.
+    assert {p["session_id"] for p in fired} == {session["claude_session_id"]}
+    # Nor did the agent's process reach our hooks: one session recorded, one prompt.
+    assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM prompts").fetchone()[0] == 1
+    # The agent's transcripts live under MEMOIR_HOME, not next to the user's project.
+    # Claude Code names a transcript folder after the cwd with '/' -> '-'.
+    projects = Path(env["HOME"]) / ".claude" / "projects"
+    dirs = sorted(p.name for p in projects.iterdir())
+    expected = sorted(str(p).replace("/", "-").replace("_", "-")
+                      for p in (project, memoir_home / "agent"))
+    assert dirs == expected
