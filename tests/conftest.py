@@ -26,6 +26,8 @@ _LEAKY = (
     "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CONFIG_DIR",
     "CLAUDECODE", "CLAUDE_PID", "CLAUDE_PROJECT_DIR", "CLAUDE_CODE_SESSION_ID",
     "CLAUDE_CODE_ENTRYPOINT", "MEMOIR_WORKER", "MEMOIR_MODEL", "MEMOIR_CONTEXT_BUDGET",
+    "MEMOIR_CONTEXT_SUMMARIES", "MEMOIR_CONTEXT_OBSERVATIONS", "MEMOIR_CONTEXT_SOURCES",
+    "MEMOIR_MAX_FIELD_CHARS", "MEMOIR_AGENT_TIMEOUT", "MEMOIR_LOG_LEVEL",
     "MEMOIR_IDLE_TIMEOUT", "MEMOIR_PARENT_PID",
 )
 
@@ -49,6 +51,12 @@ def memoir_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     user_home.mkdir()
     monkeypatch.setenv("MEMOIR_HOME", str(home))
     monkeypatch.setenv("HOME", str(user_home))
+    # Safety net: any agent a test starts without the mock API fails at once on
+    # a closed local port instead of reaching the internet.
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "dummy-key-for-tests")
+    # Workers spawned by hooks in tests end themselves soon after.
+    monkeypatch.setenv("MEMOIR_IDLE_TIMEOUT", "20")
     return home
 
 
@@ -138,6 +146,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def kill_workers(home: Path) -> None:
+    """SIGKILL every worker whose pid file is under ``home`` (test teardown)."""
+    run = home / "run"
+    if not run.exists():
+        return
+    for pid_file in run.glob("*.pid"):
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), 9)
+        except (ValueError, IndexError, OSError):
+            pass
 
 
 def pid_alive(pid: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -161,3 +162,33 @@ def test_agent_process_does_not_fire_user_hooks(mock_api: MockAnthropic, tmp_pat
     expected = sorted(str(p).replace("/", "-").replace("_", "-")
                       for p in (project, memoir_home / "agent"))
     assert dirs == expected
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_plugin_form_records_and_recalls(mock_api: MockAnthropic, tmp_path: Path,
+                                         memoir_home: Path) -> None:
+    """`claude --plugin-dir <repo>` alone, without `memoir install`, is remembered."""
+    marker = f"PLUGIN-{uuid.uuid4().hex[:12]}"
+    mock_api.summary_marker = marker
+    env = _env(mock_api, tmp_path)
+    env["MEMOIR_PYTHON"] = sys.executable
+    project = tmp_path / "project"
+    project.mkdir()
+
+    def claude(prompt: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bundled_claude()), "--plugin-dir", str(REPO), "-p", prompt,
+             "--allowedTools", "Bash"],
+            cwd=project, env=env, capture_output=True, text=True, timeout=120,
+            stdin=subprocess.DEVNULL)
+
+    assert claude("create test.txt").returncode == 0
+    conn = db(memoir_home)
+    wait_for(lambda: conn.execute(
+        "SELECT COUNT(*) FROM summaries WHERE learned = ?", (marker,)).fetchone()[0] == 1,
+        timeout=90, message="the plugin-recorded session's summary")
+    seen = len(mock_api.messages_requests(agent=False))
+    assert claude("and now?").returncode == 0
+    assert marker in mock_api.messages_requests(agent=False)[seen].text()

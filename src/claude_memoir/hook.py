@@ -110,6 +110,9 @@ def on_session_start(payload: Payload, settings: Settings) -> Output:
 def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
     """Record the session and the prompt; make sure the session has a worker."""
     session_id = validate_session_id(payload.get("session_id"))
+    prompt = payload.get("prompt")
+    if not isinstance(prompt, str):
+        raise InvalidInput("payload has no prompt string", reason="bad-payload")
     from . import launch
     from .context import project_key
     from .store import Store
@@ -117,7 +120,7 @@ def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
     project = project_key(_project_dir(payload))
     with Store.open(settings.home) as store:
         session = store.upsert_session(session_id, project, _str(payload, "cwd"))
-        number = store.add_prompt(session.id, _str(payload, "prompt"))
+        number = store.add_prompt(session.id, prompt)
     log.info("session %s: prompt %d recorded", session_id, number)
     launch.notify(settings.home, session_id, {"type": "wake"}, attempts=1)
     return {}

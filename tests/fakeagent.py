@@ -1,0 +1,78 @@
+"""An in-process fake memory agent behind the same interface as ``agent.SdkAgent``.
+
+Cheap unit tests of the worker use it; tests that need the real thing run the
+Agent SDK against ``mockapi``. It answers like the mock: one observation per
+``<tool>`` in an observation message, a summary for a summary request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+
+from claude_memoir.errors import AgentError
+
+
+@dataclass
+class FakeAgent:
+    """Records every message; can be slow (``delay``) or fail (``fail_*``)."""
+
+    resume: str | None = None
+    delay: float = 0.0
+    fail_start: bool = False
+    fail_start_on_resume: bool = False
+    # Fail this many asks in all, then succeed. A one-item list so every agent a
+    # factory builds (the worker drops a failed agent and starts a new one)
+    # draws from the same budget.
+    fail_asks: list[int] = field(default_factory=lambda: [0])
+    summary_text: str = "FAKE-LEARNED"
+    messages: list[str] = field(default_factory=list)
+    started: int = 0
+    closed: int = 0
+    _session_id: str | None = None
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session_id
+
+    async def start(self) -> None:
+        if self.fail_start or (self.fail_start_on_resume and self.resume):
+            raise AgentError("fake start failure", reason="start")
+        self.started += 1
+        self._session_id = self.resume or "fake-agent-session"
+
+    async def ask(self, text: str, timeout: float) -> str:
+        self.messages.append(text)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_asks[0] > 0:
+            self.fail_asks[0] -= 1
+            raise AgentError("fake ask failure", reason="sdk")
+        if "MEMOIR-SUMMARY-REQUEST" in text:
+            return (f"<summary><request>req</request><learned>{self.summary_text}</learned>"
+                    "<completed>done</completed></summary>")
+        tools = re.findall(r"<tool>(.*?)</tool>", text)
+        return "\n".join(
+            f"<observation><type>change</type><title>Used {t} #{i}</title>"
+            f"<narrative>fake</narrative></observation>" for i, t in enumerate(tools))
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+@dataclass
+class FakeAgentFactory:
+    """Builds FakeAgents with shared settings and keeps them for inspection."""
+
+    template: dict = field(default_factory=dict)
+    agents: list[FakeAgent] = field(default_factory=list)
+
+    def __call__(self, model: str, cwd: object, resume: str | None) -> FakeAgent:
+        agent = FakeAgent(resume=resume, **self.template)
+        self.agents.append(agent)
+        return agent
+
+    @property
+    def messages(self) -> list[str]:
+        return [m for a in self.agents for m in a.messages]

@@ -1,0 +1,256 @@
+"""Each hook's contract, run as Claude Code runs it: a process, a payload on stdin.
+
+Always exit 0, print exactly one valid JSON object, record what it must in
+SQLite, and never hang, whatever it is fed. Payloads are the real ones Claude
+Code 2.1.330 sent (shared/payloads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from claude_memoir.parser import ParsedObservation, ParsedSummary
+from claude_memoir.store import Store
+from conftest import HookRunner, db, kill_workers, payload, wait_for
+
+SID = payload("session_start_startup")["session_id"]
+PROJECT = payload("session_start_startup")["cwd"]
+
+
+@pytest.fixture(autouse=True)
+def _reap_workers(memoir_home: Path) -> Iterator[None]:
+    yield
+    kill_workers(memoir_home)
+
+
+def _out(done: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 1, done.stdout
+    value = json.loads(lines[0])
+    assert isinstance(value, dict)
+    return value
+
+
+def _history(home: Path, project: str, marker: str) -> None:
+    with Store.open(home) as store:
+        session = store.upsert_session("0ld-session", os.path.realpath(project), project)
+        number = store.add_prompt(session.id, "earlier work")
+        event = store.add_event(session.id, number, "Bash", {"command": "make"}, {})
+        assert event is not None
+        store.record_observations(session.id, [event], [
+            ParsedObservation(type="bugfix", title="Fixed the flaky build")], number)
+        store.save_summary(session.id, number, ParsedSummary(
+            request="fix the build", learned=marker))
+
+
+# -- session-start ------------------------------------------------------------------
+
+
+def test_session_start_without_history_injects_nothing(run_hook: HookRunner) -> None:
+    assert _out(run_hook("session-start", payload("session_start_startup"))) == {}
+
+
+@pytest.mark.parametrize("name", ["session_start_startup", "session_start_resume",
+                                  "session_start_compact"])
+def test_session_start_injects_project_history(run_hook: HookRunner, memoir_home: Path,
+                                               name: str) -> None:
+    data = payload(name)
+    _history(memoir_home, data["cwd"], "MARKER-42")
+    out = _out(run_hook("session-start", data))
+    spec = out["hookSpecificOutput"]
+    assert spec["hookEventName"] == "SessionStart"
+    assert "MARKER-42" in spec["additionalContext"]
+    assert "Fixed the flaky build" in spec["additionalContext"]
+
+
+def test_session_start_clear_and_other_projects_get_nothing(run_hook: HookRunner,
+                                                            memoir_home: Path) -> None:
+    _history(memoir_home, PROJECT, "MARKER-42")
+    cleared = dict(payload("session_start_startup"), source="clear")
+    assert _out(run_hook("session-start", cleared)) == {}
+    elsewhere = dict(payload("session_start_startup"), cwd="/somewhere/else")
+    assert _out(run_hook("session-start", elsewhere)) == {}
+
+
+def test_session_start_uses_claude_project_dir_over_cwd(run_hook: HookRunner,
+                                                        memoir_home: Path) -> None:
+    _history(memoir_home, PROJECT, "MARKER-42")
+    moved = dict(payload("session_start_startup"), cwd=PROJECT + "/src")
+    out = _out(run_hook("session-start", moved, env={"CLAUDE_PROJECT_DIR": PROJECT}))
+    assert "MARKER-42" in out["hookSpecificOutput"]["additionalContext"]
+
+
+def test_session_start_respects_budget(run_hook: HookRunner, memoir_home: Path) -> None:
+    _history(memoir_home, PROJECT, "MARKER-42 " + "x" * 3000)
+    out = _out(run_hook("session-start", payload("session_start_startup"),
+                        env={"MEMOIR_CONTEXT_BUDGET": "1500"}))
+    text = out.get("hookSpecificOutput", {}).get("additionalContext", "")
+    assert len(text) <= 1500
+
+
+# -- the recording hooks --------------------------------------------------------------
+
+
+def test_user_prompt_submit_records_session_and_numbers_prompts(run_hook: HookRunner,
+                                                                memoir_home: Path) -> None:
+    data = payload("user_prompt_submit")
+    assert _out(run_hook("user-prompt-submit", data)) == {}
+    assert _out(run_hook("user-prompt-submit", dict(data, prompt="second"))) == {}
+    conn = db(memoir_home)
+    sessions = conn.execute("SELECT * FROM sessions").fetchall()
+    assert len(sessions) == 1  # idempotent: one row per Claude session
+    assert sessions[0]["claude_session_id"] == SID
+    assert sessions[0]["project"] == os.path.realpath(PROJECT)
+    prompts = conn.execute("SELECT prompt_number, text FROM prompts ORDER BY 1").fetchall()
+    assert [tuple(p) for p in prompts] == [(1, "do the tour"), (2, "second")]
+
+
+def test_user_prompt_submit_spawns_one_detached_worker(run_hook: HookRunner,
+                                                       memoir_home: Path) -> None:
+    started = time.monotonic()
+    _out(run_hook("user-prompt-submit", payload("user_prompt_submit")))
+    assert time.monotonic() - started < 5  # returned without waiting for the worker
+    conn = db(memoir_home)
+    pid = wait_for(lambda: conn.execute("SELECT worker_pid FROM sessions").fetchone()[0],
+                   timeout=15, message="worker to register")
+    # Detached: its own process session, not a child of the hook.
+    assert os.getsid(pid) == pid
+    _out(run_hook("user-prompt-submit", dict(payload("user_prompt_submit"), prompt="again")))
+    assert conn.execute("SELECT worker_pid FROM sessions").fetchone()[0] == pid
+
+
+def test_post_tool_use_queues_event_durably(run_hook: HookRunner, memoir_home: Path) -> None:
+    _out(run_hook("user-prompt-submit", payload("user_prompt_submit")))
+    kill_workers(memoir_home)  # keep the event pending so we can look at it
+    for name in ("post_tool_use_bash", "post_tool_use_read", "post_tool_use_failure_bash"):
+        assert _out(run_hook("post-tool-use", payload(name))) == {}
+    rows = db(memoir_home).execute("SELECT * FROM events ORDER BY id").fetchall()
+    assert [r["tool_name"] for r in rows] == ["Bash", "Read", "Bash"]
+    assert [r["prompt_number"] for r in rows] == [1, 1, 1]
+    assert json.loads(rows[0]["tool_input"])["command"].startswith("echo hello")
+    assert json.loads(rows[0]["tool_response"])["stdout"] == "hello"
+    assert [r["failed"] for r in rows] == [0, 0, 1]
+    assert rows[2]["error"] == "Exit code 3\noops"
+
+
+def test_post_tool_use_same_tool_call_twice_is_one_event(run_hook: HookRunner,
+                                                         memoir_home: Path) -> None:
+    _out(run_hook("user-prompt-submit", payload("user_prompt_submit")))
+    kill_workers(memoir_home)
+    _out(run_hook("post-tool-use", payload("post_tool_use_bash")))
+    _out(run_hook("post-tool-use", payload("post_tool_use_bash")))
+    assert db(memoir_home).execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+
+
+def test_post_tool_use_without_prior_prompt_still_keeps_event(run_hook: HookRunner,
+                                                              memoir_home: Path) -> None:
+    _out(run_hook("post-tool-use", payload("post_tool_use_edit")))
+    conn = db(memoir_home)
+    assert conn.execute("SELECT claude_session_id FROM sessions").fetchone()[0] == SID
+    assert conn.execute("SELECT prompt_number FROM events").fetchone()[0] == 0
+
+
+def test_stop_marks_prompt_finished_with_reply(run_hook: HookRunner, memoir_home: Path) -> None:
+    _out(run_hook("user-prompt-submit", payload("user_prompt_submit")))
+    kill_workers(memoir_home)
+    assert _out(run_hook("stop", payload("stop"))) == {}
+    row = db(memoir_home).execute("SELECT finished_at, response FROM prompts").fetchone()
+    assert row["finished_at"]
+    assert row["response"] == "Tour finished. MOCK_FINAL_REPLY"
+
+
+def test_session_end_records_end_request(run_hook: HookRunner, memoir_home: Path) -> None:
+    _out(run_hook("user-prompt-submit", payload("user_prompt_submit")))
+    kill_workers(memoir_home)
+    started = time.monotonic()
+    assert _out(run_hook("session-end", payload("session_end_other"))) == {}
+    assert time.monotonic() - started < 1.5  # Claude Code's SessionEnd budget
+    row = db(memoir_home).execute("SELECT end_requested_at, end_reason FROM sessions").fetchone()
+    assert row["end_requested_at"] and row["end_reason"] == "other"
+
+
+def test_hooks_for_unknown_session_change_nothing(run_hook: HookRunner, memoir_home: Path) -> None:
+    assert _out(run_hook("stop", payload("stop"))) == {}
+    assert _out(run_hook("session-end", payload("session_end_other"))) == {}
+    assert db(memoir_home).execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+
+
+# -- the agent's own process and bad input ----------------------------------------------
+
+
+@pytest.mark.parametrize("event", ["session-start", "user-prompt-submit", "post-tool-use",
+                                   "stop", "session-end"])
+def test_hooks_do_nothing_inside_the_memory_agent(run_hook: HookRunner, memoir_home: Path,
+                                                  event: str) -> None:
+    data = payload("post_tool_use_bash") if event == "post-tool-use" else \
+        payload("user_prompt_submit")
+    assert _out(run_hook(event, data, env={"MEMOIR_WORKER": "1"})) == {}
+    assert not (memoir_home / "memoir.db").exists()
+
+
+BAD_INPUTS: list[bytes] = [
+    b"",
+    b"not json at all",
+    b"[1, 2, 3]",
+    b'"a string"',
+    b"{}",
+    b'{"session_id": 42, "tool_name": "Bash"}',
+    b'{"session_id": "../../../etc/passwd", "prompt": "x", "tool_name": "Bash"}',
+    b'{"session_id": "a/b", "prompt": "x"}',
+    b'{"session_id": "ok-id", "tool_name": ["not", "a", "string"]}',
+    b"\xff\xfe\x00garbage\x00",
+    b'{"session_id": "' + b"x" * 500 + b'"}',
+]
+
+
+@pytest.mark.parametrize("event", ["session-start", "user-prompt-submit", "post-tool-use",
+                                   "stop", "session-end", "no-such-event"])
+@pytest.mark.parametrize("raw", BAD_INPUTS, ids=range(len(BAD_INPUTS)))
+def test_bad_input_exits_zero_and_records_nothing(run_hook: HookRunner, memoir_home: Path,
+                                                  event: str, raw: bytes) -> None:
+    assert _out(run_hook(event, raw)) == {}
+    if (memoir_home / "memoir.db").exists():
+        conn = db(memoir_home)
+        assert conn.execute("SELECT COUNT(*) FROM prompts").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+    # Nothing was created from a session id that failed validation.
+    run = memoir_home / "run"
+    assert not run.exists() or not any(run.iterdir())
+
+
+def test_bad_input_is_logged_clearly(run_hook: HookRunner, memoir_home: Path) -> None:
+    _out(run_hook("post-tool-use", b'{"session_id": "../../etc", "tool_name": "Bash"}'))
+    _out(run_hook("stop", b"not json"))
+    _out(run_hook("bogus", b"{}"))
+    log = (memoir_home / "logs" / "memoir.log").read_text()
+    assert "post-tool-use hook ignored a bad payload: invalid session id" in log
+    assert "stop hook ignored a bad payload: payload is not JSON" in log
+    assert "unknown hook event 'bogus'" in log
+
+
+def test_stdin_held_open_does_not_hang_the_hook(memoir_home: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "claude_memoir.hook", "stop"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(b'{"session_id": ')  # ... and never closes it
+    proc.stdin.flush()
+    assert proc.stdout is not None
+    started = time.monotonic()
+    try:
+        out = proc.stdout.readline()  # the hook answers although stdin never closed
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert time.monotonic() - started < 5
+    assert json.loads(out) == {}
