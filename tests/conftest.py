@@ -17,8 +17,8 @@ import pytest
 
 from mockapi import MockAnthropic
 
-PAYLOADS = Path(__file__).resolve().parents[1].parent / "shared" / "payloads"
-FIXTURE_PAYLOADS = Path(__file__).resolve().parent / "payloads"
+# Real hook payloads captured from Claude Code 2.1.330 (see payloads/README.md).
+PAYLOADS = Path(__file__).resolve().parent / "payloads"
 
 # Variables of a developer's real environment that would point tests at real
 # services or a real Claude Code session.
@@ -33,12 +33,8 @@ _LEAKY = (
 
 
 def payload(name: str) -> dict[str, Any]:
-    """A real hook payload captured from Claude Code (shared/payloads), else tests/payloads."""
-    for base in (PAYLOADS, FIXTURE_PAYLOADS):
-        path = base / f"{name}.json"
-        if path.exists():
-            return json.loads(path.read_text())
-    raise FileNotFoundError(name)
+    """A real hook payload captured from Claude Code, by file name without .json."""
+    return json.loads((PAYLOADS / f"{name}.json").read_text())
 
 
 @pytest.fixture(autouse=True)

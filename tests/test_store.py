@@ -485,6 +485,19 @@ def test_record_observations_atomic_and_idempotent(store: Store, memoir_home: Pa
     assert count(memoir_home, "SELECT COUNT(*) FROM observations") == 2
 
 
+def test_record_observations_partly_processed_batch_stores_nothing(
+        store: Store, memoir_home: Path) -> None:
+    a = store.upsert_session(SID, "/p", "/p").id
+    e1 = store.add_event(a, 1, "Read", {}, "", tool_use_id="t1")
+    e2 = store.add_event(a, 1, "Read", {}, "", tool_use_id="t2")
+    assert len(store.record_observations(a, [e1], [obs("first")], 1)) == 1
+    # A batch that overlaps work already done stores nothing, so nothing twice;
+    # the event still pending comes back in the next batch on its own.
+    assert store.record_observations(a, [e1, e2], [obs("both")], 1) == []
+    assert count(memoir_home, "SELECT COUNT(*) FROM observations") == 1
+    assert [e.id for e in store.pending_events(a)] == [e2]
+
+
 def test_record_observations_with_no_observations_still_processes(store: Store) -> None:
     a = store.upsert_session(SID, "/p", "/p").id
     e1 = store.add_event(a, 1, "Read", {}, "")

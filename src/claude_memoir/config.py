@@ -9,6 +9,7 @@ anyway, so the cost is one small file read.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -62,6 +63,8 @@ def memoir_home() -> Path:
 
 def _coerce(name: str, default: object, value: object) -> object:
     """Convert a raw env/file value to the type of the field's default."""
+    if value is None:
+        raise ValueError(f"{name}: null")  # JSON null keeps the default, not "None"
     if isinstance(default, tuple):
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
@@ -77,8 +80,9 @@ def _coerce(name: str, default: object, value: object) -> object:
         return number
     if isinstance(default, float):
         number = float(value)  # type: ignore[arg-type]
-        if number < 0:
-            raise ValueError(f"{name}: must not be negative")
+        # nan would make every "idle >= timeout" comparison false: no watchdog.
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"{name}: must be a finite, non-negative number")
         return number
     return str(value)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from pathlib import Path
 
 from .errors import InvalidInput
@@ -21,7 +22,7 @@ from .errors import InvalidInput
 # Claude Code session ids are UUIDs; accept a conservative superset (letters,
 # digits, '-' and '_', at most 128) so nothing like '../' or '/' ever reaches a
 # path, a socket name or a log line unescaped.
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 # sun_path is 108 bytes on Linux (104 on macOS) including the NUL.
 _MAX_SOCKET_PATH = 100
@@ -29,23 +30,29 @@ _MAX_SOCKET_PATH = 100
 
 def validate_session_id(value: object) -> str:
     """Return ``value`` if it is an acceptable session id, else raise InvalidInput."""
-    if isinstance(value, str) and _SESSION_ID.match(value):
+    # fullmatch: with match(), '$' also matches before a trailing newline.
+    if isinstance(value, str) and _SESSION_ID.fullmatch(value):
         return value
     shown = repr(value)[:80]
     raise InvalidInput(f"invalid session id {shown}", reason="bad-session-id")
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 and return it.
+    """Create ``path`` (parents as usual) as a directory of ours, mode 0700, and return it.
 
-    chmod after mkdir because mkdir's mode is filtered by the umask.
+    chmod after mkdir because mkdir's mode is filtered by the umask. Raises
+    InvalidInput if the path is a symlink or belongs to another user: the socket
+    fallback lives in a shared temp directory under a predictable name, and a
+    directory planted there by someone else must not receive our socket.
     """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        if (path.stat().st_mode & 0o777) != 0o700:
-            os.chmod(path, 0o700)
-    except OSError:
-        pass
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise InvalidInput(f"{path} is not a plain directory", reason="unsafe-dir")
+    if info.st_uid != os.getuid():
+        raise InvalidInput(f"{path} belongs to uid {info.st_uid}, not us", reason="unsafe-dir")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(path, 0o700)
     return path
 
 

@@ -357,16 +357,31 @@ class Store:
         """BEGIN IMMEDIATE … COMMIT, rolled back on any exception.
 
         IMMEDIATE takes the write lock up front, so two writers queue on the
-        busy timeout instead of failing half-way with SQLITE_BUSY.
+        busy timeout instead of failing half-way with SQLITE_BUSY. sqlite3
+        errors leave as StoreError (a locked database past the timeout, a full
+        disk), so callers handle one family.
         """
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write {self.path}: {e}", reason="busy"
+                             if "locked" in str(e) else "write", path=str(self.path)) from e
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as e:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"write to {self.path} failed: {e}", reason="write",
+                                 path=str(self.path)) from e
             raise
-        else:
+        try:
             self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise StoreError(f"commit to {self.path} failed: {e}", reason="write",
+                             path=str(self.path)) from e
 
     def _migrate(self) -> None:
         # Fast path for hooks: one pragma read when nothing is to do.
@@ -607,7 +622,9 @@ class Store:
         One transaction: if the worker dies before COMMIT the events are still
         pending and no observation exists; after it, both are there. Replaying
         after a crash therefore never duplicates an observation. Events already
-        processed (a second worker raced us) make this a no-op.
+        processed (a second worker raced us) make this a no-op; if only some
+        are, nothing is stored either, and the still-pending ones come back in
+        the next batch, so no observation is stored twice.
         """
         ids: list[int] = []
         marks = ",".join("?" * len(event_ids)) or "NULL"
@@ -616,7 +633,7 @@ class Store:
                 f"SELECT COUNT(*) FROM events WHERE id IN ({marks}) AND status = 'pending'",
                 list(event_ids),
             ).fetchone()[0]
-            if event_ids and still_pending == 0:
+            if event_ids and still_pending != len(set(event_ids)):
                 return []
             for obs in observations:
                 cur = conn.execute(
