@@ -263,6 +263,31 @@ def test_agent_unavailable_yields_fallback_summary_and_keeps_events(memoir_home:
     assert all(e["attempts"] >= 1 for e in events)
 
 
+def test_agent_is_tried_again_after_cooldown(memoir_home: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import claude_memoir.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "AGENT_COOLDOWN", 1.0)
+    session_pk = _seed(memoir_home, events=1, finished=True)
+    factory = FakeAgentFactory(template={"fail_asks": [3]})  # a short outage
+
+    async def scenario(worker: Worker) -> None:
+        await _until(lambda: _count(memoir_home, "SELECT COUNT(*) FROM summaries") == 1,
+                     timeout=20)  # fallback while the agent is down
+        await asyncio.sleep(1.2)  # the outage is over and the cooldown has passed
+        with Store.open(memoir_home) as store:
+            number = store.add_prompt(session_pk, "after the outage")
+            store.add_event(session_pk, number, "Bash", {"command": "make"}, {})
+            store.finish_prompt(session_pk, number, None)
+        await _until(lambda: _count(memoir_home, "SELECT COUNT(*) FROM summaries") == 2,
+                     timeout=20)
+
+    _run_worker(memoir_home, factory, scenario)
+    kinds = db(memoir_home).execute(
+        "SELECT kind FROM summaries ORDER BY prompt_number").fetchall()
+    assert [k["kind"] for k in kinds] == ["fallback", "agent"]
+
+
 def test_agent_failure_is_retried_and_then_succeeds(memoir_home: Path) -> None:
     _seed(memoir_home, events=1, finished=True)
     factory = FakeAgentFactory(template={"fail_asks": [1]})

@@ -63,8 +63,9 @@ def build_context(store: Store, settings: Settings, cwd: str | os.PathLike[str],
     if not summaries and not observations:
         return ""
     header = _HEADER.format(project=Path(project).name or project)
+    # The text is "\n".join(parts): each part costs its length plus one separator.
     parts = [header]
-    used = len(header) + len(_FOOTER) + 1
+    used = len(header) + 1 + len(_FOOTER)
     for session, summary in summaries:
         section = render_summary(session, summary)
         if used + len(section) + 1 > budget:
@@ -74,7 +75,7 @@ def build_context(store: Store, settings: Settings, cwd: str | os.PathLike[str],
     if observations:
         title = "## Recent observations\n"
         lines = []
-        room = budget - used - len(title)
+        room = budget - used - len(title) - 1
         for obs in observations:
             line = f"- [{obs.type}] {_one_line(obs.title, 160)}"
             if obs.subtitle:
@@ -89,5 +90,4 @@ def build_context(store: Store, settings: Settings, cwd: str | os.PathLike[str],
     if len(parts) == 1:
         return ""  # nothing fitted: better no context than a bare header
     parts.append(_FOOTER)
-    text = "\n".join(parts)
-    return text[:budget]
+    return "\n".join(parts)

@@ -62,8 +62,11 @@ AgentFactory = Callable[[str, Path, "str | None"], MemoryAgent]
 BATCH_SIZE = 20
 # How often the loop wakes on its own to check the idle watchdog.
 TICK = 1.0
-# Agent failures in a row before the worker stops asking and falls back.
+# Agent failures in a row before the worker stops asking and falls back...
 MAX_AGENT_FAILURES = 3
+# ... for this long; then it tries again, so a short outage does not condemn the
+# rest of a long session to fallback summaries.
+AGENT_COOLDOWN = 60.0
 
 
 class AlreadyRunning(MemoirError):
@@ -171,6 +174,7 @@ class Worker:
         self.agent: MemoryAgent | None = None
         self.agent_state = "not-started"
         self.agent_failures = 0
+        self.last_agent_failure = 0.0
         self.started = time.monotonic()
         self.last_activity = time.monotonic()
         self.stop_reason: str | None = None
@@ -377,6 +381,7 @@ class Worker:
             reply = await agent.ask(text, self.settings.agent_timeout)
         except AgentError:
             self.agent_failures += 1
+            self.last_agent_failure = time.monotonic()
             self.agent_state = "failed"
             await self._drop_agent()
             raise
@@ -394,7 +399,12 @@ class Worker:
             await agent.close()
 
     def _agent_gave_up(self) -> bool:
-        return self.agent_failures >= MAX_AGENT_FAILURES
+        if self.agent_failures < MAX_AGENT_FAILURES:
+            return False
+        if time.monotonic() - self.last_agent_failure >= AGENT_COOLDOWN:
+            self.agent_failures = MAX_AGENT_FAILURES - 1  # one more try, then cool down again
+            return False
+        return True
 
     # -- work ------------------------------------------------------------------
 
@@ -416,7 +426,8 @@ class Worker:
                 log.warning("agent failed on events %s..%s of %s: %s",
                             ids[0], ids[-1], self.session_id, e)
                 self.store.note_attempt(ids)
-                await asyncio.sleep(min(2 ** self.agent_failures, 10))
+                if not self._agent_gave_up():  # back off 1 s, 2 s, ... before retrying
+                    await asyncio.sleep(min(2 ** (self.agent_failures - 1), 10))
                 continue
             observations = parse_observations(reply)
             self.store.record_observations(self.session.id, ids, observations,
