@@ -67,7 +67,7 @@ def new_session(store: Store, sid: str, proj: Path) -> SessionRow:
 
 @pytest.fixture
 def history(store: Store, project: Path, tmp_path: Path) -> dict[str, Any]:
-    """Session A (completed): 2 prompts, 3 events (1 pending), 2 observations, 2 summaries.
+    """Session A (completed): 2 prompts, 3 events (1 pending), 3 observations, 2 summaries.
     Session B (active, another project): 1 prompt, nothing else."""
     a = new_session(store, SID_A, project)
     p1 = store.add_prompt(a.id, "fix the login bug")
@@ -80,6 +80,7 @@ def history(store: Store, project: Path, tmp_path: Path) -> dict[str, Any]:
                           subtitle="expiry compared in local time", facts=["auth.py:42"],
                           files_modified=["auth.py"]),
         ParsedObservation(type="discovery", title="Tokens are cached for 5 minutes"),
+        ParsedObservation(type="decision", title="Keep tokens in UTC everywhere"),
     ], p1)
     store.save_summary(a.id, p1, ParsedSummary(
         request="Fix the SHOWMARK login bug", investigated="auth.py token checks",
@@ -143,7 +144,7 @@ def test_sessions_json_counts(history: dict[str, Any], project: Path) -> None:
     assert {k: a[k] for k in ("project", "status", "end_reason", "prompts", "events_total",
                               "events_pending", "observations", "summaries")} == {
         "project": os.path.realpath(project), "status": "completed", "end_reason": "clear",
-        "prompts": 2, "events_total": 3, "events_pending": 1, "observations": 2,
+        "prompts": 2, "events_total": 3, "events_pending": 1, "observations": 3,
         "summaries": 2,
     }
     assert a["ended_at"] and a["started_at"]
@@ -162,7 +163,7 @@ def test_sessions_table(history: dict[str, Any], project: Path) -> None:
     assert lines[0].split()[:7] == ["SESSION", "STATUS", "PROMPTS", "EVENTS", "PENDING",
                                     "OBS", "SUMM"]
     row_a = next(line for line in lines if line.startswith(SID_A)).split()
-    assert row_a[1:7] == ["completed", "2", "3", "1", "2", "2"]
+    assert row_a[1:7] == ["completed", "2", "3", "1", "3", "2"]
     assert row_a[-1] == os.path.realpath(project)
     row_b = next(line for line in lines if line.startswith(SID_B)).split()
     assert row_b[1:7] == ["active", "1", "0", "0", "0", "0"]
@@ -213,7 +214,8 @@ def test_show_json(history: dict[str, Any], project: Path) -> None:
 
     observations = data["observations"]
     assert [o["title"] for o in observations] == ["Login rejected valid tokens",
-                                                  "Tokens are cached for 5 minutes"]
+                                                  "Tokens are cached for 5 minutes",
+                                                  "Keep tokens in UTC everywhere"]
     first = observations[0]
     assert first["type"] == "bugfix"
     assert first["subtitle"] == "expiry compared in local time"
@@ -503,6 +505,7 @@ def test_uninstall_cleans_settings(tmp_path: Path) -> None:
     assert f"removed from {path}" in r.stdout
     data = json.loads(path.read_text())
     assert our_commands(data) == {}
+    assert "hooks" not in data  # nothing but ours was there: no empty leftovers
     assert "claude_memoir" not in path.read_text()
     r = memoir("uninstall", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
