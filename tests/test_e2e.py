@@ -88,8 +88,9 @@ def test_session_summary_reaches_next_session(mock_api: MockAnthropic, tmp_path:
     assert session["agent_session_id"]
 
     # The worker finished and cleaned up after itself.
-    pid = session["worker_pid"]
-    assert pid is None
+    wait_for(lambda: conn.execute("SELECT worker_pid FROM sessions WHERE id = ?",
+                                  (session["id"],)).fetchone()[0] is None,
+             timeout=30, message="the worker to exit")
     assert not list((memoir_home / "run").glob("*.sock"))
     assert not list((memoir_home / "run").glob("*.pid"))
 

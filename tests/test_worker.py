@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -302,6 +303,31 @@ def test_agent_failure_is_retried_and_then_succeeds(memoir_home: Path) -> None:
     assert len(factory.agents) == 2  # the failed agent was dropped and replaced
 
 
+def test_locked_database_does_not_kill_worker_or_lose_events(
+        memoir_home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    _seed(memoir_home)
+    factory = FakeAgentFactory()
+    blocker = sqlite3.connect(memoir_home / "memoir.db", isolation_level=None)
+
+    async def scenario(worker: Worker) -> None:
+        await asyncio.to_thread(_add_events, memoir_home, 0, 2)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock ...
+        await asyncio.sleep(4.5)  # ... past the worker's 3 s busy timeout
+        blocker.execute("ROLLBACK")
+        await _until(lambda: _count(memoir_home, "SELECT COUNT(*) FROM observations") == 2,
+                     timeout=15)
+        assert (await _request(memoir_home, {"type": "ping"}))["ok"]
+
+    try:
+        _run_worker(memoir_home, factory, scenario)
+    finally:
+        blocker.close()
+    assert _count(memoir_home, "SELECT COUNT(*) FROM events WHERE status = 'pending'") == 0
+    assert "work loop failed (busy)" in caplog.text
+
+
 def test_rejected_resume_falls_back_to_fresh_agent_session(memoir_home: Path) -> None:
     session_pk = _seed(memoir_home, events=1, finished=True)
     with Store.open(memoir_home) as store:
@@ -357,6 +383,26 @@ def test_session_lock_is_exclusive_and_released(tmp_path: Path) -> None:
     first.release()
     second.acquire()
     second.release()
+
+
+def test_new_worker_waits_for_finishing_predecessor(tmp_path: Path) -> None:
+    from claude_memoir.worker import acquire_or_defer
+
+    held = SessionLock(tmp_path / "x.lock")
+    held.acquire()  # a predecessor that no longer answers on its socket
+    threading.Timer(0.6, held.release).start()
+    started = time.monotonic()
+    successor = SessionLock(tmp_path / "x.lock")
+    assert acquire_or_defer(successor, tmp_path / "none.sock", wait=5) is True
+    assert 0.5 <= time.monotonic() - started < 3
+    successor.release()
+    # With no release at all, it gives up after its bound.
+    held.acquire()
+    started = time.monotonic()
+    assert acquire_or_defer(SessionLock(tmp_path / "x.lock"), tmp_path / "none.sock",
+                            wait=0.5) is False
+    assert time.monotonic() - started < 2
+    held.release()
 
 
 # -- real processes ---------------------------------------------------------------

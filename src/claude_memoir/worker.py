@@ -62,6 +62,8 @@ AgentFactory = Callable[[str, Path, "str | None"], MemoryAgent]
 BATCH_SIZE = 20
 # How often the loop wakes on its own to check the idle watchdog.
 TICK = 1.0
+# Seconds a new worker waits for a finishing predecessor to release the lock.
+LOCK_WAIT = 15.0
 # Agent failures in a row before the worker stops asking and falls back...
 MAX_AGENT_FAILURES = 3
 # ... for this long; then it tries again, so a short outage does not condemn the
@@ -309,15 +311,22 @@ class Worker:
                 pass
             self._wake.clear()
             self._check_watchdogs()
-            session = self.store.get_session(self.session_id)
-            if session is not None:
-                self.session = session
-                if session.end_requested_at and self.stop_reason is None:
-                    self.stop_reason = session.end_reason or "session-end"
-            await self.process()
-            if self.stop_reason is not None:
-                await self.finish()
-                return
+            try:
+                session = self.store.get_session(self.session_id)
+                if session is not None:
+                    self.session = session
+                    if session.end_requested_at and self.stop_reason is None:
+                        self.stop_reason = session.end_reason or "session-end"
+                await self.process()
+                if self.stop_reason is not None:
+                    await self.finish()
+                    return
+            except MemoirError as e:
+                # A locked or briefly unwritable database: everything is still
+                # in SQLite, so wait and go round again rather than die.
+                log.warning("session %s: work loop failed (%s): %s; retrying",
+                            self.session_id, e.reason, e)
+                await asyncio.sleep(TICK)
 
     def _check_watchdogs(self) -> None:
         idle = time.monotonic() - self.last_activity
@@ -472,19 +481,17 @@ class Worker:
     # -- teardown ----------------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        # Stop taking requests before the (possibly slow) agent close: a hook
+        # that connects now must find no socket and spawn a new worker, not get
+        # an ack from one that is about to exit.
         if self._server is not None:
             self._server.close()
+        self._unlink(self.socket_path)
         try:
             await self._drop_agent()
         except Exception:
             log.exception("closing the agent failed")
-        for path in (self.socket_path, self.pid_path):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                log.warning("cannot remove %s: %s", path, e)
+        self._unlink(self.pid_path)
         if self.store is not None:
             try:
                 if self.session is not None:
@@ -492,6 +499,43 @@ class Worker:
             except Exception:
                 log.exception("cannot clear the worker pid of %s", self.session_id)
             self.store.close()
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("cannot remove %s: %s", path, e)
+
+
+def acquire_or_defer(lock: SessionLock, sock: Path, wait: float = LOCK_WAIT) -> bool:
+    """Take the session lock; return False if a live worker already serves the session.
+
+    While the holder answers on its socket, this worker is redundant and
+    leaves. While it does not (it is still starting, or finishing and closing
+    its agent after SessionEnd), wait for the lock up to ``wait`` seconds, so
+    work submitted during a handoff is not left for the next hook to notice.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            lock.acquire()
+            return True
+        except AlreadyRunning:
+            pass
+        try:
+            ipc.request(sock, {"type": "ping"}, timeout=0.5)
+        except IPCError:
+            pass
+        else:
+            log.info("a live worker already serves %s; exiting", sock.name)
+            return False
+        if time.monotonic() >= deadline:
+            log.info("session lock %s still held after %.0fs; exiting", lock.path, wait)
+            return False
+        time.sleep(0.2)
 
 
 async def _main_async(worker: Worker) -> int:
@@ -516,10 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ensure_private_dir(run_dir(settings.home))
     lock = SessionLock(lock_path(settings.home, session_id))
-    try:
-        lock.acquire()
-    except AlreadyRunning:
-        log.info("another worker owns session %s; exiting", session_id)
+    if not acquire_or_defer(lock, socket_path(settings.home, session_id)):
         return 0
     try:
         return asyncio.run(_main_async(Worker(settings, session_id)))
