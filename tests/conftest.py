@@ -38,8 +38,12 @@ def payload(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def memoir_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own MEMOIR_HOME and HOME, and a clean environment."""
+def memoir_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own MEMOIR_HOME and HOME, and a clean environment.
+
+    At teardown every process started for that home (workers spawned by hooks,
+    their agent CLIs) is killed, so no test leaves anything running.
+    """
     for name in _LEAKY:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "memoir-home"
@@ -53,7 +57,8 @@ def memoir_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "dummy-key-for-tests")
     # Workers spawned by hooks in tests end themselves soon after.
     monkeypatch.setenv("MEMOIR_IDLE_TIMEOUT", "20")
-    return home
+    yield home
+    kill_workers(home)
 
 
 @pytest.fixture
@@ -144,16 +149,31 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1
         time.sleep(interval)
 
 
-def kill_workers(home: Path) -> None:
-    """SIGKILL every worker whose pid file is under ``home`` (test teardown)."""
-    run = home / "run"
-    if not run.exists():
-        return
-    for pid_file in run.glob("*.pid"):
+def kill_workers(home: Path) -> list[int]:
+    """SIGKILL every process started for ``home`` (workers and their agent CLIs).
+
+    Found by environment, not pid file: a worker spawned a moment ago may not
+    have written its pid file yet. Its whole process group goes, because the
+    agent's Claude Code process is a child in the worker's group.
+    """
+    import psutil
+
+    killed = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == os.getpid():
+            continue
         try:
-            os.kill(int(pid_file.read_text().split()[0]), 9)
-        except (ValueError, IndexError, OSError):
-            pass
+            if proc.environ().get("MEMOIR_HOME") != str(home):
+                continue
+            pgid = os.getpgid(proc.pid)
+            if pgid != os.getpgid(0):
+                os.killpg(pgid, 9)
+            else:
+                proc.kill()
+            killed.append(proc.pid)
+        except (psutil.Error, OSError):
+            continue
+    return killed
 
 
 def pid_alive(pid: int) -> bool:

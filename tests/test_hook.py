@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -23,12 +23,6 @@ from conftest import HookRunner, db, kill_workers, payload, wait_for
 
 SID = payload("session_start_startup")["session_id"]
 PROJECT = payload("session_start_startup")["cwd"]
-
-
-@pytest.fixture(autouse=True)
-def _reap_workers(memoir_home: Path) -> Iterator[None]:
-    yield
-    kill_workers(memoir_home)
 
 
 def _out(done: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
