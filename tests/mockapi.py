@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -156,12 +157,17 @@ class MockAnthropic:
     ``cli`` answers the user's Claude Code session, ``agent`` the memory agent;
     either may be replaced by a test. ``fail_agent`` makes agent requests fail
     with that HTTP status (e.g. 500) to simulate an unavailable LLM.
+    ``agent_delay`` holds agent replies that many seconds (only those whose last
+    user message contains ``delay_on``, if set), so a test can kill a worker
+    while its request is in flight.
     """
 
     summary_marker: str = "MOCK-SUMMARY-MARKER"
     cli: Callable[[RecordedRequest], Blocks] = field(default_factory=ScriptedCli)
     agent: Callable[[RecordedRequest], Blocks] | None = None
     fail_agent: int | None = None
+    agent_delay: float = 0.0
+    delay_on: str | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -329,6 +335,9 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
                 self._send_json(mock.fail_agent, {"type": "error", "error": {
                     "type": "api_error", "message": "mock failure"}})
                 return
+            if req.from_agent_sdk and mock.agent_delay and (
+                    mock.delay_on is None or mock.delay_on in req.last_user_text()):
+                time.sleep(mock.agent_delay)
             try:
                 blocks = mock.reply(req)
             except Exception as exc:  # a broken test script must show, not hang
@@ -344,9 +353,12 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
                 self.send_header("cache-control", "no-cache")
                 self.send_header("connection", "close")
                 self.end_headers()
-                for chunk in _stream_events(blocks, model, msg_id):
-                    self.wfile.write(chunk)
-                self.wfile.flush()
+                try:
+                    for chunk in _stream_events(blocks, model, msg_id):
+                        self.wfile.write(chunk)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client was killed mid-stream: what fault tests do
                 self.close_connection = True
                 return
             stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"

@@ -139,8 +139,9 @@ def test_socket_is_private_and_removed_on_exit(memoir_home: Path) -> None:
         modes["sock"] = stat.S_IMODE(os.stat(socket_path(memoir_home, SID)).st_mode)
         modes["run"] = stat.S_IMODE(os.stat(memoir_home / "run").st_mode)
         modes["pid"] = stat.S_IMODE(os.stat(pid_path(memoir_home, SID)).st_mode)
-        pid_line = pid_path(memoir_home, SID).read_text().split()
-        modes["pid_value"] = int(pid_line[0])
+        record = json.loads(pid_path(memoir_home, SID).read_text())
+        assert record["session_id"] == SID and record["create_time"] > 0
+        modes["pid_value"] = record["pid"]
 
     old = os.umask(0o022)
     try:
@@ -258,10 +259,10 @@ def test_agent_unavailable_yields_fallback_summary_and_keeps_events(memoir_home:
     assert row["request"] == "fix the bug"
     assert "echo 0" in row["completed"] and "echo 1" in row["completed"]
     assert "unavailable" in row["notes"]
-    # The raw events are kept (pending, with their attempts) for a later reprocess.
+    # The raw events are kept, parked after MAX_EVENT_ATTEMPTS tries instead of
+    # being retried forever, for a later `memoir reprocess`.
     events = db(memoir_home).execute("SELECT status, attempts FROM events").fetchall()
-    assert [e["status"] for e in events] == ["pending", "pending"]
-    assert all(e["attempts"] >= 1 for e in events)
+    assert [(e["status"], e["attempts"]) for e in events] == [("failed", 3), ("failed", 3)]
 
 
 def test_agent_is_tried_again_after_cooldown(memoir_home: Path,

@@ -16,6 +16,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any, AsyncIterator, Protocol
 
@@ -52,14 +55,67 @@ def agent_env() -> dict[str, str]:
     ``MEMOIR_WORKER=1`` makes every claude-memoir hook return at once should the
     agent's CLI ever load the user's hooks (belt and braces with
     ``setting_sources=[]``); the CLI's own chatter is switched off because the
-    agent only needs the Messages API.
+    agent only needs the Messages API. ``CLAUDE_CODE_MAX_RETRIES=2``: the
+    worker retries failed calls with its own backoff, and the CLI's default (10
+    retries) turned one refused connection into minutes (measured: 2.4 s with
+    2 retries).
     """
     return {
         "MEMOIR_WORKER": "1",
+        "MEMOIR_AGENT_PARENT": str(os.getpid()),
+        "CLAUDE_CODE_MAX_RETRIES": "2",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_TELEMETRY": "1",
     }
+
+
+_LAUNCHER = """#!{python} -IS
+# claude-memoir: start the memory agent's Claude Code CLI so that it dies with
+# its worker, even when the worker is SIGKILLed (PR_SET_PDEATHSIG survives exec).
+# Written by claude_memoir.agent; safe to delete.
+import ctypes, os, signal, sys
+REAL = {real!r}
+parent = int(os.environ.get("MEMOIR_AGENT_PARENT") or 0)
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+except Exception:
+    pass
+if parent and os.getppid() != parent:
+    sys.exit(1)  # the worker died before the signal was armed
+os.execv(REAL, [REAL] + sys.argv[1:])
+"""
+
+
+def real_cli(sdk_file: str) -> str | None:
+    """The Claude Code CLI the SDK would run: its bundled one, else ``claude`` on PATH."""
+    bundled = Path(sdk_file).parent / "_bundled" / "claude"
+    if bundled.is_file():
+        return str(bundled)
+    return shutil.which("claude")
+
+
+def launcher(directory: Path, real: str) -> Path | None:
+    """Write (if needed) and return the PDEATHSIG launcher, on Linux only.
+
+    Without it, an agent CLI busy in a request when its worker is SIGKILLed
+    keeps running unowned (claude-mem users found hundreds of such processes).
+    """
+    if sys.platform != "linux":
+        return None
+    path = directory / ".launch-claude"
+    content = _LAUNCHER.format(python=sys.executable, real=real)
+    try:
+        if not path.exists() or path.read_text() != content:
+            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(content)
+            os.replace(tmp, path)
+    except OSError as e:
+        log.warning("cannot write the agent launcher %s: %s", path, e)
+        return None
+    return path
 
 
 class SdkAgent:
@@ -104,6 +160,8 @@ class SdkAgent:
             raise AgentError("claude-agent-sdk is not installed", reason="no-sdk") from e
         ClaudeAgentOptions, ClaudeSDKClient = sdk.ClaudeAgentOptions, sdk.ClaudeSDKClient
         self.cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
+        real = real_cli(sdk.__file__)
+        cli_path = launcher(self.cwd, real) if real else None
         options = ClaudeAgentOptions(
             model=self.model,
             system_prompt=SYSTEM_PROMPT,
@@ -118,6 +176,7 @@ class SdkAgent:
             env=agent_env(),
             resume=self.resume,
             max_turns=1,
+            cli_path=cli_path,
         )
         self._client = ClaudeSDKClient(options)
         try:

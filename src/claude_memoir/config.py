@@ -34,6 +34,11 @@ class Settings:
     idle_timeout: float = 7200.0
     # Characters of a tool input / response kept for the agent (head + tail).
     max_field_chars: int = 4000
+    # Tools never observed: bookkeeping with nothing worth remembering.
+    skip_tools: tuple[str, ...] = ("TodoWrite",)
+    # Most events recorded per session (0: no cap); past it the session's
+    # cost stops growing.
+    max_events: int = 1000
     # Seconds the worker waits for one agent reply before giving up on it.
     agent_timeout: float = 180.0
     log_level: str = "INFO"
@@ -48,6 +53,8 @@ _ENV = {
     "MEMOIR_CONTEXT_SOURCES": "context_sources",
     "MEMOIR_IDLE_TIMEOUT": "idle_timeout",
     "MEMOIR_MAX_FIELD_CHARS": "max_field_chars",
+    "MEMOIR_SKIP_TOOLS": "skip_tools",
+    "MEMOIR_MAX_EVENTS": "max_events",
     "MEMOIR_AGENT_TIMEOUT": "agent_timeout",
     "MEMOIR_LOG_LEVEL": "log_level",
 }

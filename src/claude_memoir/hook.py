@@ -132,6 +132,9 @@ def on_post_tool_use(payload: Payload, settings: Settings) -> Output:
     tool_name = _str(payload, "tool_name")
     if not tool_name:
         raise InvalidInput("payload has no tool_name", reason="bad-payload")
+    if tool_name in settings.skip_tools:
+        log.debug("session %s: %s is not observed (MEMOIR_SKIP_TOOLS)", session_id, tool_name)
+        return {}
     from . import launch
     from .context import project_key
     from .store import Store
@@ -156,10 +159,11 @@ def on_post_tool_use(payload: Payload, settings: Settings) -> Output:
             tool_use_id=tool_use_id if isinstance(tool_use_id, str) else None,
             failed=failed,
             error=error if isinstance(error, str) else (json.dumps(error) if error else None),
+            dedupe=True,
+            max_events=settings.max_events,
         )
     if event_id is None:
-        log.info("session %s: tool call %s already queued", session_id, tool_use_id)
-        return {}
+        return {}  # a repeat, or over the cap: the store logged which
     launch.notify(settings.home, session_id, {"type": "wake"})
     return {}
 
@@ -203,7 +207,36 @@ def on_session_end(payload: Payload, settings: Settings) -> Output:
                             {"type": "shutdown", "reason": reason},
                             attempts=1, timeout=0.3, spawn=has_work)
     log.info("session %s ended (%s): worker %s", session_id, reason, outcome)
+    if outcome == "unanswered":
+        _end_hung_worker(settings, session_id, has_work)
     return {}
+
+
+def _end_hung_worker(settings: Settings, session_id: str, has_work: bool) -> None:
+    """A socket that does not answer: end its worker if provably ours, mark failed.
+
+    Pending work is never dropped: a fresh worker is spawned to finish it
+    (drain, summarize, exit), and the session keeps the 'failed' mark that
+    says its worker hung. psutil is imported only here, on this rare path.
+    """
+    from . import launch, procs
+    from .paths import socket_path
+    from .store import Store
+
+    ended = procs.end_worker(settings.home, session_id)
+    try:
+        socket_path(settings.home, session_id).unlink()
+    except FileNotFoundError:
+        pass
+    with Store.open(settings.home) as store:
+        session = store.get_session(session_id)
+        if session is not None:
+            store.set_status(session.id, "failed", "worker-unresponsive")
+            store.set_worker(session.id, None, None)
+    log.warning("session %s: worker unresponsive at SessionEnd (ended pid %s); "
+                "session marked failed", session_id, ended)
+    if has_work:
+        launch.spawn_worker(settings.home, session_id)
 
 
 HANDLERS: dict[str, Callable[[Payload, Settings], Output]] = {

@@ -28,11 +28,16 @@ REQUEST_TYPES: frozenset[str] = frozenset({"ping", "wake", "finalize", "shutdown
 
 
 class Request(TypedDict, total=False):
-    """A message to the worker. ``prompt_number`` only for ``finalize``."""
+    """A message to the worker. ``prompt_number`` only for ``finalize``.
+
+    ``claude_pid`` is the Claude Code process the sending hook runs under; the
+    worker watches it and exits when it is gone.
+    """
 
     type: RequestType
     prompt_number: int
     reason: str
+    claude_pid: int
 
 
 class Ack(TypedDict, total=False):

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 from . import ipc
 from .errors import IPCError
@@ -83,6 +84,9 @@ def spawn_worker(home: Path, session_id: str) -> int | None:
     return proc.pid
 
 
+Outcome = Literal["acked", "spawned", "absent", "refused", "unanswered"]
+
+
 def notify(
     home: Path,
     session_id: str,
@@ -93,14 +97,21 @@ def notify(
     max_delay: float = 0.4,
     timeout: float = 0.25,
     spawn: bool = True,
-) -> str:
-    """Wake the session's worker; return ``"acked"``, ``"spawned"`` or ``"gave-up"``.
+) -> Outcome:
+    """Wake the session's worker and say how it went.
 
-    Retries with exponential backoff (100 ms doubling, capped at 400 ms) while a
-    worker exists but does not answer in time; spawns one if none exists. The
-    worst case is about ``attempts * timeout + 0.7 s`` ≈ 1.7 s; the usual case
-    one round trip. Giving up loses nothing: the work is already in SQLite.
+    ``acked``: the worker took it. ``spawned``: there was none, one was started
+    (it drains everything pending, no message needed). ``absent``: none, and
+    ``spawn`` was False. ``refused``: the worker answered with an error.
+    ``unanswered``: a socket exists but nothing answered in time, after
+    retries with exponential backoff (100 ms doubling, capped at 400 ms); the
+    worst case is about ``attempts * timeout + 0.7 s`` ≈ 1.7 s. Whatever the
+    outcome nothing is lost: the work is already in SQLite.
     """
+    message = dict(message)  # type: ignore[assignment]
+    claude_pid = os.environ.get("CLAUDE_PID", "")
+    if claude_pid.isdigit():
+        message["claude_pid"] = int(claude_pid)
     path = socket_path(home, session_id)
     delay = first_delay
     for attempt in range(attempts):
@@ -109,7 +120,7 @@ def notify(
         except IPCError as e:
             if e.reason in {"absent", "refused"}:
                 if not spawn:
-                    return "gave-up"
+                    return "absent"
                 spawn_worker(home, session_id)
                 return "spawned"
             log.info("worker of %s did not answer (attempt %d): %s",
@@ -119,10 +130,10 @@ def notify(
                 return "acked"
             log.warning("worker of %s refused %s: %s", session_id,
                         message.get("type"), ack.get("error"))
-            return "gave-up"
+            return "refused"
         if attempt + 1 < attempts:
             time.sleep(delay)
             delay = min(delay * 2, max_delay)
     log.warning("worker of %s unreachable after %d attempts; work stays queued",
                 session_id, attempts)
-    return "gave-up"
+    return "unanswered"

@@ -9,6 +9,7 @@ neither loses an event nor duplicates an observation.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -175,7 +176,23 @@ MIGRATIONS: list[tuple[str, str]] = [
         END;
         """,
     ),
+    (
+        "0002_resilience",
+        """
+        -- Hash of (tool, input, response, failed): identical consecutive events
+        -- are stored once (a retried or looping tool call costs no tokens).
+        ALTER TABLE events ADD COLUMN hash TEXT;
+        -- Set by `memoir reprocess`: the worker re-observes parked events and
+        -- replaces fallback summaries with the agent's own.
+        ALTER TABLE sessions ADD COLUMN reprocess_requested_at TEXT;
+        """,
+    ),
 ]
+
+# An event whose processing failed this many times is parked as 'failed'
+# instead of being retried forever (a retry storm costs tokens and time);
+# `memoir reprocess` gives parked events another chance.
+MAX_EVENT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -195,6 +212,7 @@ class SessionRow:
     worker_create_time: float | None
     agent_session_id: str | None
     end_requested_at: str | None
+    reprocess_requested_at: str | None
 
 
 @dataclass(frozen=True)
@@ -213,6 +231,7 @@ class EventRow:
     status: EventStatus
     attempts: int
     created_at: str
+    hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -451,15 +470,48 @@ class Store:
             )
 
     def set_status(self, session_id: int, status: SessionStatus,
-                   reason: str | None = None) -> None:
-        """Mark a session active, completed or failed (ending it for the latter two)."""
+                   reason: str | None = None, *, only_if: SessionStatus | None = None) -> bool:
+        """Mark a session active, completed or failed (ending it for the latter two).
+
+        With ``only_if`` the change applies only from that status (e.g. a worker
+        completes an *active* session but leaves one SessionEnd marked failed).
+        Returns whether a row changed.
+        """
         ended = "NULL" if status == "active" else _NOW
+        guard, args = (" AND status = ?", [only_if]) if only_if else ("", [])
         with self.transaction() as conn:
-            conn.execute(
-                f"UPDATE sessions SET status = ?, end_reason = ?, ended_at = {ended},"
-                f" updated_at = {_NOW} WHERE id = ?",
-                (status, reason, session_id),
+            cur = conn.execute(
+                f"UPDATE sessions SET status = ?, end_reason = ?,"
+                f" ended_at = {ended}, updated_at = {_NOW} WHERE id = ?" + guard,
+                [status, reason, session_id, *args],
             )
+            return cur.rowcount > 0
+
+    def request_reprocess(self, session_id: int, *, end: bool) -> int:
+        """Give a session's parked events another chance and ask for agent summaries.
+
+        Parked events go back to pending with their attempts reset; the worker
+        then replaces fallback summaries (``prompts_to_summarize(redo_fallback=
+        True)``). ``end`` also asks the worker to exit when done (the session is
+        over). Returns how many events were unparked.
+        """
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE events SET status = 'pending', attempts = 0"
+                " WHERE session_id = ? AND status = 'failed'", (session_id,))
+            conn.execute(
+                f"UPDATE sessions SET reprocess_requested_at = {_NOW},"
+                f" end_requested_at = CASE WHEN ? THEN {_NOW} ELSE end_requested_at END,"
+                f" updated_at = {_NOW} WHERE id = ?",
+                (int(end), session_id),
+            )
+            return cur.rowcount
+
+    def clear_reprocess(self, session_id: int) -> None:
+        """The worker finished a reprocess pass."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE sessions SET reprocess_requested_at = NULL WHERE id = ?",
+                         (session_id,))
 
     def request_end(self, session_id: int, reason: str) -> None:
         """Record that Claude Code ended the session (the worker finishes and exits)."""
@@ -512,20 +564,23 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
-    def prompts_to_summarize(self, session_id: int, *, include_open: bool = False) -> list[int]:
+    def prompts_to_summarize(self, session_id: int, *, include_open: bool = False,
+                             redo_fallback: bool = False) -> list[int]:
         """Prompt numbers that did work and have no summary yet, oldest first.
 
         A prompt counts once Stop finished it, or always with ``include_open``
         (the session is ending and an unfinished turn is all there will be).
         It "did work" if it has events or a reply from Claude; an empty turn is
-        not worth an LLM call.
+        not worth an LLM call. ``redo_fallback`` also lists prompts whose summary
+        is only a fallback (reprocess).
         """
         finished = "" if include_open else " AND p.finished_at IS NOT NULL"
         rows = self.conn.execute(
             "SELECT p.prompt_number FROM prompts p"
             " WHERE p.session_id = ?" + finished +
             " AND NOT EXISTS (SELECT 1 FROM summaries m WHERE m.session_id = p.session_id"
-            "   AND m.prompt_number = p.prompt_number)"
+            "   AND m.prompt_number = p.prompt_number"
+            + ("   AND m.kind = 'agent'" if redo_fallback else "") + ")"
             " AND (EXISTS (SELECT 1 FROM events e WHERE e.session_id = p.session_id"
             "   AND e.prompt_number = p.prompt_number) OR COALESCE(p.response, '') != '')"
             " ORDER BY p.prompt_number",
@@ -554,24 +609,43 @@ class Store:
         tool_use_id: str | None = None,
         failed: bool = False,
         error: str | None = None,
+        dedupe: bool = False,
+        max_events: int = 0,
     ) -> int | None:
-        """Queue one tool event; return its id, or None if that tool call was already queued."""
+        """Queue one tool event; return its id, or None if it was not queued.
+
+        Not queued: the same tool call again (same ``tool_use_id``); with
+        ``dedupe``, an event identical to the session's previous one (same
+        hash); a session that already holds ``max_events`` events (0: no cap).
+        """
+        input_json = json.dumps(tool_input, ensure_ascii=False, default=str)
+        response_json = json.dumps(tool_response, ensure_ascii=False, default=str)
+        digest = hashlib.sha256(
+            "\x1f".join((tool_name, input_json, response_json, str(int(failed)), error or ""))
+            .encode("utf-8", "surrogatepass")).hexdigest()
         with self.transaction() as conn:
+            last = conn.execute(
+                "SELECT hash, (SELECT COUNT(*) FROM events WHERE session_id = ?)"
+                " FROM events WHERE session_id = ? ORDER BY id DESC LIMIT 1",
+                (session_id, session_id),
+            ).fetchone()
+            if dedupe and last is not None and last[0] == digest:
+                log.info("event identical to the previous one of session %d; not queued",
+                         session_id)
+                return None
+            if last is not None and max_events and last[1] >= max_events:
+                log.info("session %d holds %d events (cap %d); event not queued",
+                         session_id, last[1], max_events)
+                return None
             cur = conn.execute(
                 "INSERT OR IGNORE INTO events (session_id, prompt_number, tool_name, tool_use_id,"
-                " tool_input, tool_response, failed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session_id,
-                    prompt_number,
-                    tool_name,
-                    tool_use_id,
-                    json.dumps(tool_input, ensure_ascii=False, default=str),
-                    json.dumps(tool_response, ensure_ascii=False, default=str),
-                    int(failed),
-                    error,
-                ),
+                " tool_input, tool_response, failed, error, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, prompt_number, tool_name, tool_use_id, input_json, response_json,
+                 int(failed), error, digest),
             )
             if cur.rowcount == 0:
+                log.info("tool call %s of session %d already queued", tool_use_id, session_id)
                 return None
             conn.execute(f"UPDATE sessions SET updated_at = {_NOW} WHERE id = ?", (session_id,))
             return int(cur.lastrowid or 0)
@@ -599,16 +673,28 @@ class Store:
         ).fetchall()
         return [_event(r) for r in rows]
 
-    def note_attempt(self, event_ids: Sequence[int]) -> None:
-        """Count a failed attempt to process these events (they stay pending)."""
+    def note_attempt(self, event_ids: Sequence[int],
+                     park_after: int = MAX_EVENT_ATTEMPTS) -> int:
+        """Count a failed attempt on these events; park those that reached ``park_after``.
+
+        Returns how many were parked (status 'failed'); the others stay pending.
+        """
         if not event_ids:
-            return
+            return 0
         marks = ",".join("?" * len(event_ids))
         with self.transaction() as conn:
             conn.execute(
                 f"UPDATE events SET attempts = attempts + 1 WHERE id IN ({marks})",
                 list(event_ids),
             )
+            if park_after <= 0:
+                return 0
+            cur = conn.execute(
+                f"UPDATE events SET status = 'failed' WHERE id IN ({marks})"
+                " AND status = 'pending' AND attempts >= ?",
+                [*event_ids, park_after],
+            )
+            return cur.rowcount
 
     def record_observations(
         self,

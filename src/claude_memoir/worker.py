@@ -49,6 +49,7 @@ from .paths import (
     socket_path,
     validate_session_id,
 )
+from .procs import PidRecord, create_time, write_pid_file
 from .prompts import EventView, init_prompt, observation_prompt, summary_prompt
 from .store import EventRow, SessionRow, Store
 
@@ -180,6 +181,10 @@ class Worker:
         self.started = time.monotonic()
         self.last_activity = time.monotonic()
         self.stop_reason: str | None = None
+        # The Claude Code process this session runs in: (pid, create time).
+        self.parent: tuple[int, float] | None = None
+        self.agent_pids: tuple[int, ...] = ()
+        self.create_time: float = 0.0
         self._wake = asyncio.Event()
         self._server: asyncio.AbstractServer | None = None
         self._introduced = False
@@ -201,6 +206,8 @@ class Worker:
             "idle": round(time.monotonic() - self.last_activity, 3),
             "pending": pending,
             "agent": self.agent_state,
+            "agent_pids": list(self.agent_pids),
+            "parent_pid": self.parent[0] if self.parent else None,
             "stopping": self.stop_reason,
         }
 
@@ -212,6 +219,9 @@ class Worker:
         if kind == "ping":
             return {"ok": True, "type": "ping", "state": self.state()}
         self.last_activity = time.monotonic()
+        claude_pid = message.get("claude_pid")
+        if isinstance(claude_pid, int) and not isinstance(claude_pid, bool):
+            self.adopt_parent(claude_pid)
         if kind == "finalize":
             number = message.get("prompt_number")
             if not isinstance(number, int) or isinstance(number, bool) or number < 0:
@@ -246,6 +256,24 @@ class Worker:
         finally:
             writer.close()
 
+    def adopt_parent(self, pid: int) -> None:
+        """Watch ``pid`` (a Claude Code process of this session) from now on.
+
+        Hooks report their CLAUDE_PID; a session resumed in a new Claude Code
+        process moves the worker's parent with it instead of ending the worker.
+        """
+        if pid <= 1 or (self.parent and self.parent[0] == pid):
+            return
+        from .procs import create_time
+
+        started = create_time(pid)
+        # A process created after this worker cannot be the one that spawned
+        # it unless a hook says so now; either way it must exist to be watched.
+        if started is None:
+            return
+        self.parent = (pid, started)
+        log.info("session %s: watching Claude Code pid %d", self.session_id, pid)
+
     def request_stop(self, reason: str) -> None:
         """Ask the loop to finish the session's work and exit (signal-safe: sets flags)."""
         if self.stop_reason is None:
@@ -268,20 +296,9 @@ class Worker:
         finally:
             os.umask(old)
 
-    def _write_pid_file(self) -> float | None:
-        create_time: float | None
-        try:
-            import psutil  # the worker may; hooks never do
-
-            create_time = psutil.Process().create_time()
-        except Exception:
-            create_time = None
-        tmp = self.pid_path.with_suffix(".pid.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{os.getpid()} {create_time or 0} {self.session_id}\n")
-        os.replace(tmp, self.pid_path)
-        return create_time
+    def _write_pid_file(self) -> None:
+        write_pid_file(self.pid_path, PidRecord(os.getpid(), self.create_time,
+                                                self.session_id, self.agent_pids))
 
     async def run(self) -> int:
         """Serve the session until its work is done and it was asked to stop."""
@@ -294,9 +311,21 @@ class Worker:
             if self.session is None:
                 log.error("session %s is not in the store; nothing to do", self.session_id)
                 return 0
-            create_time = self._write_pid_file()
-            self.store.set_worker(self.session.id, os.getpid(), create_time)
-            await self._loop()
+            self.create_time = create_time(os.getpid()) or 0.0
+            parent = os.environ.get("MEMOIR_PARENT_PID", "")
+            if parent.isdigit():
+                self.adopt_parent(int(parent))
+                if self.parent is None:
+                    log.info("session %s: Claude Code pid %s is already gone", self.session_id,
+                             parent)
+                    self.request_stop("parent-gone")
+            self._write_pid_file()
+            self.store.set_worker(self.session.id, os.getpid(), self.create_time)
+            watchdog = asyncio.create_task(self._watchdog())
+            try:
+                await self._loop()
+            finally:
+                watchdog.cancel()
             return 0
         finally:
             await self._shutdown()
@@ -310,7 +339,6 @@ class Worker:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            self._check_watchdogs()
             try:
                 session = self.store.get_session(self.session_id)
                 if session is not None:
@@ -328,27 +356,63 @@ class Worker:
                             self.session_id, e.reason, e)
                 await asyncio.sleep(TICK)
 
-    def _check_watchdogs(self) -> None:
+    async def _watchdog(self) -> None:
+        """Idle timeout and parent watch, in a task of their own.
+
+        Separate from the work loop so they keep ticking while the loop waits
+        on a slow agent call; they only set the stop flag.
+        """
+        while self.stop_reason is None:
+            await asyncio.sleep(TICK)
+            self.check_watchdogs()
+
+    def check_watchdogs(self) -> None:
+        """Request a stop if the session went idle or its Claude Code process is gone."""
+        if self.stop_reason is not None:
+            return
         idle = time.monotonic() - self.last_activity
-        if idle >= self.settings.idle_timeout and self.stop_reason is None:
+        if idle >= self.settings.idle_timeout:
             log.info("session %s idle for %.0fs; finishing", self.session_id, idle)
             self.request_stop("idle")
+            return
+        if self.parent is not None:
+            from .procs import is_alive
 
-    async def process(self) -> None:
-        """Do all durable work there is: observe pending events, summarize finished prompts."""
-        await self.drain()
+            if not is_alive(*self.parent):
+                log.info("session %s: Claude Code pid %d is gone; finishing",
+                         self.session_id, self.parent[0])
+                self.request_stop("parent-gone")
+
+    async def process(self, *, include_open: bool = False) -> None:
+        """Do all durable work there is: observe pending events, summarize finished prompts.
+
+        A reprocess request (``memoir reprocess``) also replaces fallback
+        summaries with the agent's own, once per request.
+        """
         assert self.store is not None and self.session is not None
-        for number in self.store.prompts_to_summarize(self.session.id):
+        reprocess = bool(self.session.reprocess_requested_at)
+        if reprocess:
+            self.agent_failures = 0  # the user asked for another try now
+        await self.drain()
+        for number in self.store.prompts_to_summarize(
+                self.session.id, include_open=include_open, redo_fallback=reprocess):
             await self.summarize(number)
+        if reprocess:
+            self.store.clear_reprocess(self.session.id)
+            self.session = self.store.get_session(self.session_id) or self.session
 
     async def finish(self) -> None:
         """Final pass when the session ends: drain, summarize the open turn too."""
         assert self.store is not None and self.session is not None
-        await self.drain()
-        for number in self.store.prompts_to_summarize(self.session.id, include_open=True):
-            await self.summarize(number)
-        self.store.set_status(self.session.id, "completed", self.stop_reason)
-        log.info("session %s completed (%s)", self.session_id, self.stop_reason)
+        await self.process(include_open=True)
+        # A session SessionEnd marked failed (its worker hung) stays failed;
+        # the summary written here is still what the next session sees.
+        if self.store.set_status(self.session.id, "completed", self.stop_reason,
+                                 only_if="active"):
+            log.info("session %s completed (%s)", self.session_id, self.stop_reason)
+        else:
+            log.info("session %s finished (%s); status left as it was", self.session_id,
+                     self.stop_reason)
 
     # -- the agent -----------------------------------------------------------
 
@@ -375,7 +439,19 @@ class Worker:
         self.agent = agent
         self.agent_state = "ready"
         self._introduced = bool(resume)
+        self._record_agent_pids()
         return agent
+
+    def _record_agent_pids(self) -> None:
+        # The SDK hides its CLI child's pid; find it among our children so the
+        # pid file and `memoir status` name it and cleanup can reap it.
+        try:
+            import psutil
+
+            self.agent_pids = tuple(c.pid for c in psutil.Process().children())
+            self._write_pid_file()
+        except Exception as e:  # bookkeeping only
+            log.debug("cannot record agent pids: %s", e)
 
     async def _ask(self, text: str) -> str:
         """Send one message to the agent (starting it if needed); track failures."""
@@ -434,7 +510,11 @@ class Worker:
             except AgentError as e:
                 log.warning("agent failed on events %s..%s of %s: %s",
                             ids[0], ids[-1], self.session_id, e)
-                self.store.note_attempt(ids)
+                parked = self.store.note_attempt(ids)
+                if parked:
+                    log.warning("session %s: %d event(s) parked as failed after repeated "
+                                "failures (memoir reprocess retries them)", self.session_id,
+                                parked)
                 if not self._agent_gave_up():  # back off 1 s, 2 s, ... before retrying
                     await asyncio.sleep(min(2 ** (self.agent_failures - 1), 10))
                 continue
