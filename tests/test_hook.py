@@ -248,3 +248,49 @@ def test_stdin_held_open_does_not_hang_the_hook(memoir_home: Path) -> None:
         proc.stdin.close()
     assert time.monotonic() - started < 5
     assert json.loads(out) == {}
+
+
+# -- cost control ------------------------------------------------------------------
+
+
+def _fresh_session(run_hook: HookRunner, memoir_home: Path) -> None:
+    _out(run_hook("user-prompt-submit", payload("user_prompt_submit")))
+    kill_workers(memoir_home)  # keep events pending so we can count them
+
+
+def test_skipped_tools_are_not_recorded(run_hook: HookRunner, memoir_home: Path) -> None:
+    _fresh_session(run_hook, memoir_home)
+    todo = dict(payload("post_tool_use_bash"), tool_name="TodoWrite", tool_use_id="toolu_t1",
+                tool_input={"todos": [{"content": "x", "status": "pending"}]})
+    assert _out(run_hook("post-tool-use", todo)) == {}
+    assert _out(run_hook("post-tool-use", dict(todo, tool_name="Grep", tool_use_id="t2"),
+                         env={"MEMOIR_SKIP_TOOLS": "Grep,Glob"})) == {}
+    assert _out(run_hook("post-tool-use", payload("post_tool_use_read"))) == {}
+    kill_workers(memoir_home)
+    names = [r[0] for r in db(memoir_home).execute("SELECT tool_name FROM events")]
+    assert names == ["Read"]
+
+
+def test_identical_consecutive_events_are_stored_once(run_hook: HookRunner,
+                                                      memoir_home: Path) -> None:
+    _fresh_session(run_hook, memoir_home)
+    read = payload("post_tool_use_read")
+    for i in range(3):  # the same Read three times in a row, as distinct tool calls
+        _out(run_hook("post-tool-use", dict(read, tool_use_id=f"toolu_r{i}")))
+    _out(run_hook("post-tool-use", payload("post_tool_use_bash")))
+    _out(run_hook("post-tool-use", dict(read, tool_use_id="toolu_r9")))  # not consecutive
+    kill_workers(memoir_home)
+    names = [r[0] for r in db(memoir_home).execute("SELECT tool_name FROM events ORDER BY id")]
+    assert names == ["Read", "Bash", "Read"]
+
+
+def test_events_past_the_session_cap_are_not_recorded(run_hook: HookRunner,
+                                                      memoir_home: Path) -> None:
+    _fresh_session(run_hook, memoir_home)
+    for i in range(4):
+        data = dict(payload("post_tool_use_bash"), tool_use_id=f"toolu_c{i}",
+                    tool_input={"command": f"echo {i}"})
+        _out(run_hook("post-tool-use", data, env={"MEMOIR_MAX_EVENTS": "2"}))
+    kill_workers(memoir_home)
+    assert db(memoir_home).execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
+    assert "(cap 2); event not queued" in (memoir_home / "logs" / "memoir.log").read_text()
