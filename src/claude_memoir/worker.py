@@ -267,10 +267,10 @@ class Worker:
         from .procs import create_time
 
         started = create_time(pid)
-        # A process created after this worker cannot be the one that spawned
-        # it unless a hook says so now; either way it must exist to be watched.
         if started is None:
-            return
+            return  # already gone: nothing to watch
+        # The create time goes with the pid: if this pid is later reused by
+        # another process, the watch sees a different process and ends.
         self.parent = (pid, started)
         log.info("session %s: watching Claude Code pid %d", self.session_id, pid)
 
@@ -343,7 +343,10 @@ class Worker:
                 session = self.store.get_session(self.session_id)
                 if session is not None:
                     self.session = session
-                    if session.end_requested_at and self.stop_reason is None:
+                    # SessionEnd's recorded reason (clear, logout, ...) wins over
+                    # a watchdog's: Claude Code exits right after SessionEnd.
+                    if session.end_requested_at and self.stop_reason in (None, "parent-gone",
+                                                                         "idle"):
                         self.stop_reason = session.end_reason or "session-end"
                 await self.process()
                 if self.stop_reason is not None:
