@@ -32,7 +32,9 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])", re.ASCII)
+# Longer than any session could be; past it time arithmetic overflows.
+_MAX_DURATION = 100 * 365 * 86400.0
 
 
 class CleanupReport(TypedDict):
@@ -56,8 +58,9 @@ def parse_duration(text: str) -> float:
             f"invalid duration {text!r}: use a number and a unit, e.g. 90m, 24h, 7d",
             reason="bad-duration")
     value = float(match.group(1)) * _UNITS[match.group(2)]
-    if value <= 0:
-        raise InvalidInput(f"invalid duration {text!r}: must be positive", reason="bad-duration")
+    if not 0 < value <= _MAX_DURATION:
+        raise InvalidInput(f"invalid duration {text!r}: must be positive and at most 100 years",
+                           reason="bad-duration")
     return value
 
 
@@ -94,6 +97,9 @@ def cleanup(home: Path, max_age: float, *, dry_run: bool = False) -> CleanupRepo
     """Sweep ``home`` as described in the module docstring; return the report."""
     from . import procs
 
+    # Computed first: nothing may fail half-way through a sweep that has
+    # already ended processes and removed files.
+    cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - max_age))
     report: CleanupReport = {
         "dry_run": dry_run, "max_age_seconds": max_age, "sessions_failed": [],
         "workers_ended": [], "agents_ended": [], "sockets_removed": [],
@@ -140,7 +146,6 @@ def cleanup(home: Path, max_age: float, *, dry_run: bool = False) -> CleanupRepo
             procs.end_process_group(proc)
         report["agents_ended"].append(proc.pid)
 
-    cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - max_age))
     with Store.open(home) as store:
         for stats in sessions:
             s = stats.session

@@ -54,19 +54,26 @@ def read_pid_file(path: Path) -> PidRecord | None:
     """The record in a pid file, or None if missing or unreadable."""
     try:
         data = json.loads(path.read_text())
-        return PidRecord(int(data["pid"]), float(data["create_time"]), str(data["session_id"]),
-                         tuple(int(p) for p in data.get("agent_pids", [])))
-    except (OSError, ValueError, KeyError, TypeError):
+        record = PidRecord(int(data["pid"]), float(data["create_time"]),
+                           str(data["session_id"]),
+                           tuple(int(p) for p in data.get("agent_pids", [])))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    # A pid of 0 or below would address a process group, not a process.
+    if record.pid <= 0 or any(p <= 0 for p in record.agent_pids):
+        return None
+    return record
 
 
 def create_time(pid: int) -> float | None:
     """A process's create time, or None if it does not exist."""
     import psutil
 
+    if pid <= 0:
+        return None
     try:
         return float(psutil.Process(pid).create_time())
-    except psutil.Error:
+    except (psutil.Error, ValueError):
         return None
 
 
@@ -74,12 +81,14 @@ def is_alive(pid: int, started: float | None) -> bool:
     """True if ``pid`` runs and, when ``started`` is given, is the same process."""
     import psutil
 
+    if pid <= 0:
+        return False
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
         return started is None or abs(proc.create_time() - started) <= _TIME_SLACK
-    except psutil.Error:
+    except (psutil.Error, ValueError):
         return False
 
 
@@ -87,15 +96,17 @@ def our_worker(record: PidRecord) -> Any | None:
     """The psutil.Process of a pid file's worker if it is provably ours, else None."""
     import psutil
 
+    if record.pid <= 0:
+        return None
     try:
         proc = psutil.Process(record.pid)
         if abs(proc.create_time() - record.create_time) > _TIME_SLACK:
             return None  # the pid was reused by another process
         cmdline = proc.cmdline()
-    except psutil.Error:
+    except (psutil.Error, ValueError):
         return None
-    joined = " ".join(cmdline)
-    if "claude_memoir.worker" not in joined or record.session_id not in cmdline:
+    # Whole arguments, not substrings: "-m claude_memoir.worker --session ID".
+    if "claude_memoir.worker" not in cmdline or record.session_id not in cmdline:
         return None
     if proc.uids().real != os.getuid():
         return None
@@ -169,9 +180,11 @@ def _is_our_agent(proc: Any, home: Path) -> bool:
 def _end_agent(home: Path, pid: int) -> None:
     import psutil
 
+    if pid <= 0:
+        return
     try:
         proc = psutil.Process(pid)
-    except psutil.Error:
+    except (psutil.Error, ValueError):
         return
     if _is_our_agent(proc, home):
         end_process_group(proc, 0.3)
