@@ -294,3 +294,44 @@ def test_events_past_the_session_cap_are_not_recorded(run_hook: HookRunner,
     kill_workers(memoir_home)
     assert db(memoir_home).execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
     assert "(cap 2); event not queued" in (memoir_home / "logs" / "memoir.log").read_text()
+
+
+# -- damaged and locked databases ---------------------------------------------------
+
+
+def test_corrupt_database_is_quarantined_and_the_prompt_still_recorded(
+        run_hook: HookRunner, memoir_home: Path) -> None:
+    memoir_home.mkdir(mode=0o700)
+    (memoir_home / "memoir.db").write_bytes(b"garbage, not SQLite\n" * 64)
+    assert _out(run_hook("user-prompt-submit", payload("user_prompt_submit"))) == {}
+    (aside,) = memoir_home.glob("memoir.db.corrupt-*")
+    assert aside.read_bytes().startswith(b"garbage")
+    conn = db(memoir_home)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT text FROM prompts").fetchone()[0] == "do the tour"
+    assert "DAMAGED DATABASE" in (memoir_home / "logs" / "memoir.log").read_text()
+
+
+def test_locked_database_spools_within_bound_then_worker_replays(
+        run_hook: HookRunner, memoir_home: Path) -> None:
+    import sqlite3
+
+    _fresh_session(run_hook, memoir_home)
+    blocker = sqlite3.connect(memoir_home / "memoir.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        started = time.monotonic()
+        assert _out(run_hook("post-tool-use", payload("post_tool_use_bash"))) == {}
+        elapsed = time.monotonic() - started
+        assert elapsed < 4, f"hook waited {elapsed:.1f}s on a locked database"
+        (spooled,) = (memoir_home / "spool").glob("*.json")
+        assert oct(spooled.stat().st_mode & 0o777) == "0o600"
+        assert json.loads(spooled.read_text())["payload"]["tool_use_id"] == "toolu_mock000001"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    # The hook woke (spawned) a worker; it replays the spool into SQLite.
+    conn = db(memoir_home)
+    wait_for(lambda: conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1,
+             timeout=20, message="the spooled event to be replayed")
+    assert not list((memoir_home / "spool").glob("*.json"))

@@ -154,16 +154,59 @@ def test_concurrent_first_open_migrates_once(memoir_home: Path) -> None:
     assert count(memoir_home, "SELECT COUNT(*) FROM schema_migrations") == len(MIGRATIONS)
 
 
-def test_open_on_non_sqlite_file_raises_store_error(memoir_home: Path) -> None:
+def test_open_on_non_sqlite_file_without_recovery_raises(memoir_home: Path) -> None:
     memoir_home.mkdir(mode=0o700)
     garbage = b"this is not an SQLite database, just some text\n" * 100
     (memoir_home / "memoir.db").write_bytes(garbage)
     with pytest.raises(StoreError) as info:
-        Store.open(memoir_home)
-    assert isinstance(info.value, MemoirError)
+        Store.open(memoir_home, recover=False)
+    assert info.value.reason == "corrupt"
     assert isinstance(info.value.__cause__, sqlite3.Error)
-    # The user's file is not overwritten.
-    assert (memoir_home / "memoir.db").read_bytes() == garbage
+    assert (memoir_home / "memoir.db").read_bytes() == garbage  # untouched
+
+
+def test_corrupt_database_is_moved_aside_and_replaced(memoir_home: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    memoir_home.mkdir(mode=0o700)
+    garbage = b"this is not an SQLite database, just some text\n" * 100
+    (memoir_home / "memoir.db").write_bytes(garbage)
+    with Store.open(memoir_home) as store:  # recovers
+        assert store.upsert_session(SID, "/p", "/p").id == 1
+    (aside,) = memoir_home.glob("memoir.db.corrupt-*")
+    assert aside.read_bytes() == garbage  # kept, never deleted
+    assert "DAMAGED DATABASE" in caplog.text and str(aside) in caplog.text
+    conn = sqlite3.connect(memoir_home / "memoir.db")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert stat.S_IMODE(os.stat(memoir_home / "memoir.db").st_mode) == 0o600
+
+
+def test_truncated_database_is_detected(memoir_home: Path) -> None:
+    with Store.open(memoir_home) as store:
+        session = store.upsert_session(SID, "/p", "/p")
+        for i in range(300):
+            store.add_event(session.id, 1, "Read", {"file_path": f"/f{i}"}, "x" * 2000)
+    path = memoir_home / "memoir.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.truncate(size // 3)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    # Open, a query reaching a missing page, or the full check (what `memoir
+    # doctor` runs) notices; damage is never silently taken for an empty store.
+    try:
+        with Store.open(memoir_home) as store:
+            store.pending_events(1, 1000)
+            problems = store.integrity_problems()
+    except StoreError as e:
+        assert e.reason == "corrupt"
+    else:
+        quarantined = list(memoir_home.glob("memoir.db.corrupt-*"))
+        assert quarantined or problems, "a truncated database went unnoticed"
+        if quarantined:  # noticed at open: the damaged copy is kept whole
+            assert quarantined[0].stat().st_size == size // 3
 
 
 def test_open_when_home_is_a_file_raises_store_error(memoir_home: Path) -> None:
@@ -353,9 +396,10 @@ def test_add_prompt_numbers_per_session(store: Store) -> None:
 def test_prompt_number_unique_enforced(store: Store, memoir_home: Path) -> None:
     a = store.upsert_session(SID, "/p", "/p").id
     store.add_prompt(a, "one")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError) as info:
         store.conn.execute(
             "INSERT INTO prompts (session_id, prompt_number, text) VALUES (?, 1, 'dup')", (a,))
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
     assert count(memoir_home, "SELECT COUNT(*) FROM prompts") == 1
     assert store.prompt_text(a, 1) == "one"
 

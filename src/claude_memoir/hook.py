@@ -15,11 +15,14 @@ import os
 import select
 import sys
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import Settings, load_settings
 from .errors import InvalidInput, MemoirError
 from .paths import validate_session_id
+
+if TYPE_CHECKING:  # for annotations only; handlers import the store when they need it
+    from .store import Store
 
 log = logging.getLogger("claude_memoir.hook")
 
@@ -30,6 +33,8 @@ EVENTS = ("session-start", "user-prompt-submit", "post-tool-use", "stop", "sessi
 MAX_PAYLOAD = 32 * 1024 * 1024
 # A payload must arrive within this; a stdin held open must not hang the hook.
 STDIN_TIMEOUT = 2.0
+# Seconds a hook waits on a locked database before it spools the payload.
+HOOK_BUSY_TIMEOUT = 1.5
 
 Payload = dict[str, Any]
 Output = dict[str, Any]
@@ -107,21 +112,134 @@ def on_session_start(payload: Payload, settings: Settings) -> Output:
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}
 
 
-def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
-    """Record the session and the prompt; make sure the session has a worker."""
+# -- recording (database only; also used to replay spooled payloads) ---------
+
+
+def record_user_prompt(store: Store, payload: Payload, settings: Settings) -> int:
+    """Upsert the session and store the prompt under its number; return the number."""
     session_id = validate_session_id(payload.get("session_id"))
     prompt = payload.get("prompt")
     if not isinstance(prompt, str):
         raise InvalidInput("payload has no prompt string", reason="bad-payload")
-    from . import launch
     from .context import project_key
-    from .store import Store
 
-    project = project_key(_project_dir(payload))
-    with Store.open(settings.home) as store:
-        session = store.upsert_session(session_id, project, _str(payload, "cwd"))
-        number = store.add_prompt(session.id, prompt)
+    session = store.upsert_session(session_id, project_key(_project_dir(payload)),
+                                   _str(payload, "cwd"))
+    number = store.add_prompt(session.id, prompt)
     log.info("session %s: prompt %d recorded", session_id, number)
+    return number
+
+
+def record_tool_event(store: Store, payload: Payload, settings: Settings) -> bool:
+    """Queue the tool event durably; return whether it was queued (not a repeat)."""
+    session_id = validate_session_id(payload.get("session_id"))
+    tool_name = _str(payload, "tool_name")
+    if not tool_name:
+        raise InvalidInput("payload has no tool_name", reason="bad-payload")
+    if tool_name in settings.skip_tools:
+        log.debug("session %s: %s is not observed (MEMOIR_SKIP_TOOLS)", session_id, tool_name)
+        return False
+    from .context import project_key
+
+    failed = payload.get("hook_event_name") == "PostToolUseFailure" or "error" in payload
+    error = payload.get("error")
+    tool_use_id = payload.get("tool_use_id")
+    session = store.get_session(session_id)
+    if session is None:
+        # memoir was installed mid-session, or UserPromptSubmit failed:
+        # still keep the event, under prompt 0.
+        session = store.upsert_session(
+            session_id, project_key(_project_dir(payload)), _str(payload, "cwd"))
+    event_id = store.add_event(
+        session.id,
+        store.current_prompt_number(session.id),
+        tool_name,
+        payload.get("tool_input"),
+        payload.get("tool_response"),
+        tool_use_id=tool_use_id if isinstance(tool_use_id, str) else None,
+        failed=failed,
+        error=error if isinstance(error, str) else (json.dumps(error) if error else None),
+        dedupe=True,
+        max_events=settings.max_events,
+    )
+    return event_id is not None  # None: a repeat, or over the cap (the store logged which)
+
+
+def record_stop(store: Store, payload: Payload, settings: Settings) -> int | None:
+    """Mark the current prompt finished (FINALIZE); return its number, None if unknown."""
+    session_id = validate_session_id(payload.get("session_id"))
+    session = store.get_session(session_id)
+    if session is None:
+        log.info("stop for unknown session %s; nothing to finalize", session_id)
+        return None
+    number = store.current_prompt_number(session.id)
+    reply = payload.get("last_assistant_message")
+    store.finish_prompt(session.id, number, reply if isinstance(reply, str) else None)
+    return number
+
+
+def record_session_end(store: Store, payload: Payload, settings: Settings) -> bool | None:
+    """Record the end request; return whether work is left (None: unknown session)."""
+    session_id = validate_session_id(payload.get("session_id"))
+    session = store.get_session(session_id)
+    if session is None:
+        return None
+    store.request_end(session.id, (_str(payload, "reason") or "other")[:40])
+    return bool(store.count_pending(session.id)
+                or store.prompts_to_summarize(session.id, include_open=True))
+
+
+RECORDERS: dict[str, Callable[[Store, Payload, Settings], Any]] = {
+    "user-prompt-submit": record_user_prompt,
+    "post-tool-use": record_tool_event,
+    "stop": record_stop,
+    "session-end": record_session_end,
+}
+
+
+class _Spooled:
+    """The payload went to the spool: the database stayed locked."""
+
+
+SPOOLED = _Spooled()
+
+
+def _recorded(event: str, payload: Payload, settings: Settings) -> Any:
+    """Run ``event``'s recorder on the store, guarded for a busy or damaged database.
+
+    Busy past HOOK_BUSY_TIMEOUT: spool the payload (the worker replays it) and
+    return SPOOLED. Damaged: quarantine the file and try once more on a fresh
+    one. Either way the hook returns in bounded time and the record survives.
+    """
+    from . import spool
+    from .errors import StoreError
+    from .paths import db_path
+    from .store import Store, quarantine
+
+    for attempt in (1, 2):
+        try:
+            with Store.open(settings.home, timeout=HOOK_BUSY_TIMEOUT) as store:
+                return RECORDERS[event](store, payload, settings)
+        except StoreError as e:
+            if e.reason == "busy":
+                spool.write(settings.home, event, payload)
+                return SPOOLED
+            if e.reason == "corrupt" and attempt == 1:
+                quarantine(db_path(settings.home))
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+# -- handlers: record, then notify ---------------------------------------------
+
+
+def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
+    """Record the session and the prompt; make sure the session has a worker."""
+    session_id = validate_session_id(payload.get("session_id"))
+    from . import launch
+
+    _recorded("user-prompt-submit", payload, settings)
     launch.notify(settings.home, session_id, {"type": "wake"}, attempts=1)
     return {}
 
@@ -129,42 +247,10 @@ def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
 def on_post_tool_use(payload: Payload, settings: Settings) -> Output:
     """Queue the tool event durably, then wake the worker (PostToolUse and its Failure twin)."""
     session_id = validate_session_id(payload.get("session_id"))
-    tool_name = _str(payload, "tool_name")
-    if not tool_name:
-        raise InvalidInput("payload has no tool_name", reason="bad-payload")
-    if tool_name in settings.skip_tools:
-        log.debug("session %s: %s is not observed (MEMOIR_SKIP_TOOLS)", session_id, tool_name)
-        return {}
     from . import launch
-    from .context import project_key
-    from .store import Store
 
-    failed = payload.get("hook_event_name") == "PostToolUseFailure" or "error" in payload
-    error = payload.get("error")
-    tool_use_id = payload.get("tool_use_id")
-    with Store.open(settings.home) as store:
-        session = store.get_session(session_id)
-        if session is None:
-            # memoir was installed mid-session, or UserPromptSubmit failed:
-            # still keep the event, under prompt 0.
-            session = store.upsert_session(
-                session_id, project_key(_project_dir(payload)), _str(payload, "cwd"))
-        number = store.current_prompt_number(session.id)
-        event_id = store.add_event(
-            session.id,
-            number,
-            tool_name,
-            payload.get("tool_input"),
-            payload.get("tool_response"),
-            tool_use_id=tool_use_id if isinstance(tool_use_id, str) else None,
-            failed=failed,
-            error=error if isinstance(error, str) else (json.dumps(error) if error else None),
-            dedupe=True,
-            max_events=settings.max_events,
-        )
-    if event_id is None:
-        return {}  # a repeat, or over the cap: the store logged which
-    launch.notify(settings.home, session_id, {"type": "wake"})
+    if _recorded("post-tool-use", payload, settings):  # True or SPOOLED
+        launch.notify(settings.home, session_id, {"type": "wake"})
     return {}
 
 
@@ -172,17 +258,12 @@ def on_stop(payload: Payload, settings: Settings) -> Output:
     """FINALIZE the current prompt: mark it finished in SQLite, then wake the worker."""
     session_id = validate_session_id(payload.get("session_id"))
     from . import launch
-    from .store import Store
 
-    with Store.open(settings.home) as store:
-        session = store.get_session(session_id)
-        if session is None:
-            log.info("stop for unknown session %s; nothing to finalize", session_id)
-            return {}
-        number = store.current_prompt_number(session.id)
-        reply = payload.get("last_assistant_message")
-        store.finish_prompt(session.id, number, reply if isinstance(reply, str) else None)
-    launch.notify(settings.home, session_id, {"type": "finalize", "prompt_number": number})
+    number = _recorded("stop", payload, settings)
+    if number is SPOOLED:
+        launch.notify(settings.home, session_id, {"type": "wake"})
+    elif number is not None:
+        launch.notify(settings.home, session_id, {"type": "finalize", "prompt_number": number})
     return {}
 
 
@@ -191,24 +272,19 @@ def on_session_end(payload: Payload, settings: Settings) -> Output:
     session_id = validate_session_id(payload.get("session_id"))
     reason = (_str(payload, "reason") or "other")[:40]
     from . import launch
-    from .store import Store
 
-    with Store.open(settings.home) as store:
-        session = store.get_session(session_id)
-        if session is None:
-            return {}
-        store.request_end(session.id, reason)
-        has_work = bool(store.count_pending(session.id)
-                        or store.prompts_to_summarize(session.id, include_open=True))
+    has_work = _recorded("session-end", payload, settings)
+    if has_work is None:
+        return {}
     # One short attempt: SessionEnd is killed after ~1.5 s. The end request is
-    # in SQLite, so a worker that is busy sees it on its next loop; a missing
-    # worker is spawned only if there is work left to finish.
+    # in SQLite (or the spool), so a busy worker sees it on its next loop; a
+    # missing worker is spawned only if there is work left to finish.
     outcome = launch.notify(settings.home, session_id,
                             {"type": "shutdown", "reason": reason},
-                            attempts=1, timeout=0.3, spawn=has_work)
+                            attempts=1, timeout=0.3, spawn=bool(has_work))
     log.info("session %s ended (%s): worker %s", session_id, reason, outcome)
     if outcome == "unanswered":
-        _end_hung_worker(settings, session_id, has_work)
+        _end_hung_worker(settings, session_id, bool(has_work))
     return {}
 
 
@@ -228,7 +304,7 @@ def _end_hung_worker(settings: Settings, session_id: str, has_work: bool) -> Non
         socket_path(settings.home, session_id).unlink()
     except FileNotFoundError:
         pass
-    with Store.open(settings.home) as store:
+    with Store.open(settings.home, timeout=HOOK_BUSY_TIMEOUT) as store:
         session = store.get_session(session_id)
         if session is not None:
             store.set_status(session.id, "failed", "worker-unresponsive")

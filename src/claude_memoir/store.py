@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
@@ -282,6 +283,65 @@ class SessionStats:
     summaries: int
 
 
+_CORRUPT_MARKERS = ("file is not a database", "malformed", "file is encrypted",
+                    "database disk image")
+
+
+def store_error(e: sqlite3.Error, path: Path, doing: str) -> StoreError:
+    """Convert a sqlite3 error into a StoreError whose reason says what to do.
+
+    ``busy``: another writer held the lock past the timeout (try later or spool);
+    ``corrupt``: the file is damaged (quarantine it); ``write``: anything else.
+    """
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        reason = "busy"
+    elif any(marker in text for marker in _CORRUPT_MARKERS):
+        reason = "corrupt"
+    else:
+        reason = "write"
+    return StoreError(f"{doing} {path} failed: {text}", reason=reason, path=str(path))
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose errors leave as StoreError, from every query.
+
+    One boundary for the whole module: callers (hooks, worker loop, CLI) catch
+    MemoirError and read ``reason`` instead of matching sqlite3 messages.
+    """
+
+    store_path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as e:
+            raise store_error(e, self.store_path, "query on") from e
+
+
+def quarantine(path: Path) -> Path | None:
+    """Move a damaged database (and its -wal/-shm) aside; return the new name.
+
+    The timestamped name keeps every damaged copy for inspection or salvage;
+    nothing is deleted. A concurrent process may have moved it first: None.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}-{os.getpid()}")
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    for suffix in ("-wal", "-shm"):
+        try:
+            os.replace(f"{path}{suffix}", f"{target}{suffix}")
+        except FileNotFoundError:
+            pass
+    log.error("DAMAGED DATABASE: %s could not be read; moved aside to %s and replaced by "
+              "a fresh one. Nothing was deleted; `memoir doctor` explains recovery.",
+              path, target)
+    return target
+
+
 def _loads_list(raw: str | None) -> list[Any]:
     try:
         value = json.loads(raw or "[]")
@@ -330,21 +390,41 @@ class Store:
     # -- lifecycle ---------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path, *, timeout: float = BUSY_TIMEOUT) -> "Store":
-        """Open (creating and migrating if needed) the store under ``home``."""
+    def open(cls, home: Path, *, timeout: float = BUSY_TIMEOUT, recover: bool = True) -> "Store":
+        """Open (creating and migrating if needed) the store under ``home``.
+
+        A file that is not a readable SQLite database is quarantined (moved
+        aside with a timestamp, loudly logged) and a fresh store created, unless
+        ``recover`` is False (then StoreError with reason ``corrupt``).
+        """
         path = db_path(home)
+        try:
+            return cls._open(path, home, timeout)
+        except StoreError as e:
+            if e.reason != "corrupt" or not recover:
+                raise
+            quarantine(path)
+            return cls._open(path, home, timeout)
+
+    @classmethod
+    def _open(cls, path: Path, home: Path, timeout: float) -> "Store":
         try:
             ensure_private_dir(home)
             if not path.exists():
                 # Create the file 0600 ourselves: sqlite3 would honour the umask,
                 # and the store holds the user's prompts and tool output.
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                                   factory=_Connection)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open {path}: {e}", reason="open", path=str(path)) from e
+        conn.store_path = path
         conn.row_factory = sqlite3.Row
         store = cls(conn, path)
         try:
+            # Reading the schema touches the header and first page: a file that
+            # is not a database, or a truncated one, fails here, not mid-hook.
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             # WAL: readers never block the writer, and a commit is one append.
@@ -355,10 +435,12 @@ class Store:
                 log.warning("journal_mode is %s, not wal, for %s", mode, path)
             conn.execute("PRAGMA synchronous = FULL")
             store._migrate()
+        except StoreError:
+            conn.close()
+            raise
         except sqlite3.Error as e:
             conn.close()
-            raise StoreError(f"cannot prepare {path}: {e}", reason="migrate",
-                             path=str(path)) from e
+            raise store_error(e, path, "preparing") from e
         return store
 
     def close(self) -> None:
@@ -380,27 +462,21 @@ class Store:
         errors leave as StoreError (a locked database past the timeout, a full
         disk), so callers handle one family.
         """
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot write {self.path}: {e}", reason="busy"
-                             if "locked" in str(e) else "write", path=str(self.path)) from e
+        self.conn.execute("BEGIN IMMEDIATE")  # StoreError(busy) past the timeout
         try:
             yield self.conn
         except BaseException as e:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            if isinstance(e, sqlite3.Error):
-                raise StoreError(f"write to {self.path} failed: {e}", reason="write",
-                                 path=str(self.path)) from e
+            if isinstance(e, sqlite3.Error):  # raised by a cursor, not execute()
+                raise store_error(e, self.path, "write to") from e
             raise
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.Error as e:
+        except StoreError:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            raise StoreError(f"commit to {self.path} failed: {e}", reason="write",
-                             path=str(self.path)) from e
+            raise
 
     def _migrate(self) -> None:
         # Fast path for hooks: one pragma read when nothing is to do.
@@ -422,6 +498,14 @@ class Store:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_migrations(name) VALUES (?)", (name,))
             conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def integrity_problems(self) -> list[str]:
+        """Run SQLite's full integrity check; [] when the database is sound.
+
+        Reads every page, so it is for `memoir doctor`, never for hooks.
+        """
+        rows = [str(r[0]) for r in self.conn.execute("PRAGMA integrity_check").fetchall()]
+        return [] if rows == ["ok"] else rows
 
     def migrations(self) -> list[str]:
         """Names of the applied migrations, in order."""

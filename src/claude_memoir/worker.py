@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import ipc
+from . import ipc, launch, spool
 from .agent import MemoryAgent, default_agent_factory
 from .config import Settings, load_settings
 from .digest import fallback_summary
@@ -340,6 +340,7 @@ class Worker:
                 pass
             self._wake.clear()
             try:
+                await self.replay_spool()
                 session = self.store.get_session(self.session_id)
                 if session is not None:
                     self.session = session
@@ -385,6 +386,33 @@ class Worker:
                 log.info("session %s: Claude Code pid %d is gone; finishing",
                          self.session_id, self.parent[0])
                 self.request_stop("parent-gone")
+
+    async def replay_spool(self) -> None:
+        """Record payloads hooks spooled while the database was locked.
+
+        Any worker does it for every session (the spool is shared); the other
+        sessions' workers are woken, or spawned, afterwards.
+        """
+        if not spool.pending(self.home):
+            return
+        from .hook import RECORDERS
+
+        assert self.store is not None
+        store, settings = self.store, self.settings
+
+        def record(event: str, payload: dict[str, Any]) -> str | None:
+            recorder = RECORDERS.get(event)
+            if recorder is None:
+                raise InvalidInput(f"unknown spooled event {event!r}", reason="bad-spool")
+            recorder(store, payload, settings)
+            return validate_session_id(payload.get("session_id"))
+
+        touched = spool.replay(self.home, record)
+        log.info("replayed spooled payloads of %d session(s)", len(touched))
+        for other in touched:
+            if other != self.session_id:
+                await asyncio.to_thread(launch.notify, self.home, other, {"type": "wake"},
+                                        attempts=1, timeout=0.2)
 
     async def process(self, *, include_open: bool = False) -> None:
         """Do all durable work there is: observe pending events, summarize finished prompts.
