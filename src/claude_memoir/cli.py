@@ -8,6 +8,7 @@
     memoir status [--json]                  live workers
     memoir reprocess SESSION [--wait S]     retry parked events, replace fallback summaries
     memoir cleanup-sessions [--max-age 24h] [--dry-run] [--json]
+    memoir doctor [--fix] [--live] [--json] check install, privacy, database, agent
 
 Exit codes: 0 success, 1 failure, 2 bad arguments.
 """
@@ -264,6 +265,26 @@ def cmd_cleanup_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the install, permissions, database, runtime leftovers and the agent."""
+    from .config import load_settings
+    from .doctor import as_json, run_checks
+
+    findings = run_checks(load_settings(), Path(os.getcwd()), fix=args.fix, live=args.live)
+    failed = any(f.level == "fail" for f in findings)
+    if args.json:
+        _print_json(as_json(findings))
+        return 1 if failed else 0
+    marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+    for f in findings:
+        print(f"[{marks[f.level]}] {f.check}: {f.detail}")
+        if f.fix:
+            print(f"       fix: {f.fix}")
+    print("\nall good" if not failed and all(f.level == "ok" for f in findings)
+          else ("\nproblems found" if failed else "\nworks, with warnings"))
+    return 1 if failed else 0
+
+
 # -- plumbing --------------------------------------------------------------------
 
 
@@ -316,6 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="report only, change nothing")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=cmd_cleanup_sessions)
+
+    p = sub.add_parser("doctor", help="check install, permissions, database and agent")
+    p.add_argument("--fix", action="store_true",
+                   help="apply safe fixes: tighten permissions, move a damaged database aside")
+    p.add_argument("--live", action="store_true",
+                   help="also make one real request through the memory agent (a few tokens)")
+    p.add_argument("--json", action="store_true", help="machine-readable findings")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 
