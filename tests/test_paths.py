@@ -244,6 +244,6 @@ def test_ensure_private_dir_is_idempotent(tmp_path: Path) -> None:
 def test_ensure_private_dir_refuses_a_file(tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("x")
-    with pytest.raises(OSError):
+    with pytest.raises(InvalidInput, match="not a plain directory"):
         ensure_private_dir(target)
     assert target.read_text() == "x"

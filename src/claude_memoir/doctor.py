@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import socket
+import sqlite3
 import stat
 import subprocess
 from dataclasses import asdict, dataclass
@@ -79,7 +80,14 @@ def check_install(project_dir: Path) -> list[Finding]:
                                     f"{scopes[scope]}: several claude-memoir hooks for "
                                     f"{', '.join(doubled)}",
                                     f"run `memoir install --scope {scope}` to keep one"))
-        interpreters = {shlex.split(c)[0] for cmds in hooks.values() for c in cmds if c}
+        interpreters = set()
+        for command in (c for cmds in hooks.values() for c in cmds):
+            try:
+                interpreters.add(shlex.split(command)[0])
+            except (ValueError, IndexError):
+                findings.append(Finding("install", "fail", f"{scopes[scope]}: hook command "
+                                        f"cannot be parsed: {command[:120]!r}",
+                                        f"run `memoir install --scope {scope}`"))
         for python in sorted(interpreters):
             findings.append(_check_interpreter(scopes[scope], python, scope))
     if len(present) == 2:
@@ -156,8 +164,7 @@ def check_permissions(home: Path, fix: bool = False) -> list[Finding]:
 
 def check_database(home: Path, fix: bool = False) -> list[Finding]:
     """Full integrity check of memoir.db; reports quarantined copies."""
-    from .errors import StoreError
-    from .store import Store, quarantine
+    from .store import quarantine, store_error
 
     path = db_path(home)
     findings = []
@@ -170,11 +177,25 @@ def check_database(home: Path, fix: bool = False) -> list[Finding]:
                                 "delete them when no longer needed"))
     if not path.exists():
         return findings + [Finding("database", "ok", f"{path} does not exist yet")]
+    # Read-only, straight through sqlite3: without --fix the doctor must change
+    # nothing (Store.open would migrate and tighten permissions on its way in).
     try:
-        with Store.open(home, recover=False) as store:
-            problems = store.integrity_problems()
-            sessions = len(store.session_stats())
-    except StoreError as e:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3)
+        try:
+            rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            problems = [] if rows == ["ok"] else rows
+            sessions = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] \
+                if not problems else 0
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        error = store_error(e, path, "checking")
+        if error.reason != "corrupt":
+            # Locked by another process, or unreadable: not evidence of damage,
+            # and never a reason to move the user's memory aside.
+            return findings + [Finding("database", "warn", f"could not check {path}: {e}",
+                                       "retry when Claude Code sessions are idle; if it "
+                                       f"persists, find what holds it (`fuser {path}`)")]
         problems = [str(e)]
         sessions = 0
     if problems:

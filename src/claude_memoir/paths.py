@@ -38,14 +38,30 @@ def validate_session_id(value: object) -> str:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (parents as usual) as a directory of ours, mode 0700, and return it.
+    """Create ``path`` (and missing parents) as directories of ours, mode 0700; return it.
 
     chmod after mkdir because mkdir's mode is filtered by the umask. Raises
     InvalidInput if the path is a symlink or belongs to another user: the socket
     fallback lives in a shared temp directory under a predictable name, and a
     directory planted there by someone else must not receive our socket.
     """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Create missing parents one by one, private as well: mkdir(parents=True)
+    # gives them the umask's mode, so a fresh $MEMOIR_HOME made on the way to
+    # $MEMOIR_HOME/logs came out 0755. Existing ancestors are left alone.
+    missing = []
+    probe = path
+    while not os.path.lexists(probe):
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            pass  # a concurrent process made it; checked below for the leaf
+        else:
+            os.chmod(directory, 0o700)
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         raise InvalidInput(f"{path} is not a plain directory", reason="unsafe-dir")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
 from contextlib import contextmanager
 
-from .errors import StoreError
+from .errors import InvalidInput, StoreError
 from .paths import db_path, ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -416,7 +416,7 @@ class Store:
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
                                    factory=_Connection)
-        except (OSError, sqlite3.Error) as e:
+        except (OSError, sqlite3.Error, InvalidInput) as e:
             raise StoreError(f"cannot open {path}: {e}", reason="open", path=str(path)) from e
         conn.store_path = path
         conn.row_factory = sqlite3.Row
