@@ -335,3 +335,83 @@ def test_locked_database_spools_within_bound_then_worker_replays(
     wait_for(lambda: conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1,
              timeout=20, message="the spooled event to be replayed")
     assert not list((memoir_home / "spool").glob("*.json"))
+
+
+# -- privacy -----------------------------------------------------------------------
+
+# Assembled at run time so no scanner mistakes this file for a leak.
+_ANTHROPIC_KEY = "sk-" + "ant-" + "api03-" + "Q" * 40
+_GITHUB_TOKEN = "gh" + "p_" + "a1B2c3D4e5" * 4
+
+
+def _stored_text(home: Path) -> str:
+    conn = db(home)
+    parts = [r[0] or "" for r in conn.execute("SELECT text || ' ' || COALESCE(response, '') "
+                                              "FROM prompts")]
+    parts += [" ".join(str(c or "") for c in r) for r in conn.execute(
+        "SELECT tool_input, tool_response, error FROM events")]
+    return "\n".join(parts)
+
+
+def test_private_sections_and_secrets_never_reach_the_store(run_hook: HookRunner,
+                                                            memoir_home: Path) -> None:
+    prompt = (f"deploy with key {_ANTHROPIC_KEY} <private>the launch date is "
+              "march 3</private> and report back")
+    _out(run_hook("user-prompt-submit", dict(payload("user_prompt_submit"), prompt=prompt)))
+    kill_workers(memoir_home)
+    bash = dict(payload("post_tool_use_bash"),
+                tool_input={"command": f"git clone https://bob:hunter2hunter2@git.example.com/r"},
+                tool_response={"stdout": f"GITHUB_TOKEN={_GITHUB_TOKEN}\n", "stderr": ""})
+    _out(run_hook("post-tool-use", bash))
+    failure = dict(payload("post_tool_use_failure_bash"),
+                   error=f"auth failed for {_GITHUB_TOKEN}")
+    _out(run_hook("post-tool-use", failure))
+    stop = dict(payload("stop"), last_assistant_message=f"done <private>{_ANTHROPIC_KEY}")
+    _out(run_hook("stop", stop))
+    kill_workers(memoir_home)
+    stored = _stored_text(memoir_home)
+    for secret in (_ANTHROPIC_KEY, "march 3", "hunter2hunter2", _GITHUB_TOKEN):
+        assert secret not in stored
+    assert "[private]" in stored and "[REDACTED:anthropic-key]" in stored
+    assert "[REDACTED:github-token]" in stored and "bob:[REDACTED:url-password]@" in stored
+    assert "and report back" in stored  # the rest is kept
+
+
+def test_custom_redaction_patterns(run_hook: HookRunner, memoir_home: Path) -> None:
+    data = dict(payload("user_prompt_submit"), prompt="ticket ACME-123456 is internal")
+    _out(run_hook("user-prompt-submit", data,
+                  env={"MEMOIR_REDACT": '["ACME-[0-9]{6}", "(unclosed"]'}))
+    kill_workers(memoir_home)
+    stored = _stored_text(memoir_home)
+    assert "ACME-123456" not in stored and "ticket [REDACTED:custom] is internal" in stored
+    assert "(unclosed" in (memoir_home / "logs" / "memoir.log").read_text()  # bad one logged
+
+
+def test_excluded_projects_are_never_recorded_nor_recalled(run_hook: HookRunner,
+                                                           memoir_home: Path) -> None:
+    _history(memoir_home, PROJECT, "MARKER-42")
+    env = {"MEMOIR_EXCLUDE": "/elsewhere/*," + PROJECT.rsplit("/", 1)[0] + "/*"}
+    assert _out(run_hook("session-start", payload("session_start_startup"), env=env)) == {}
+    for event, name in (("user-prompt-submit", "user_prompt_submit"),
+                        ("post-tool-use", "post_tool_use_bash"), ("stop", "stop")):
+        assert _out(run_hook(event, payload(name), env=env)) == {}
+    conn = db(memoir_home)
+    assert conn.execute("SELECT COUNT(*) FROM sessions WHERE claude_session_id = ?",
+                        (SID,)).fetchone()[0] == 0
+    assert not (memoir_home / "run").exists() or not list((memoir_home / "run").glob("*.sock"))
+
+
+def test_huge_tool_response_is_bounded_in_store_and_time(run_hook: HookRunner,
+                                                         memoir_home: Path) -> None:
+    _fresh_session(run_hook, memoir_home)
+    big = "line of output\n" * (20 * 1024 * 1024 // 15)  # ~20 MB
+    data = dict(payload("post_tool_use_read"),
+                tool_response={"file": {"content": "HEAD-MARK " + big + " TAIL-MARK"}})
+    started = time.monotonic()
+    assert _out(run_hook("post-tool-use", data, timeout=30)) == {}
+    elapsed = time.monotonic() - started
+    kill_workers(memoir_home)
+    (stored,) = db(memoir_home).execute("SELECT tool_response FROM events").fetchone()
+    assert len(stored) < 110_000
+    assert "HEAD-MARK" in stored and "TAIL-MARK" in stored and "elided" in stored
+    assert elapsed < 5, f"a 20 MB payload took {elapsed:.1f}s"

@@ -39,6 +39,13 @@ class Settings:
     # Most events recorded per session (0: no cap); past it the session's
     # cost stops growing.
     max_events: int = 1000
+    # Characters of one tool input or response kept in the store (head and
+    # tail); bounds the database and the redaction time of a 20 MB Read.
+    max_stored_chars: int = 100_000
+    # Extra secret patterns (regexes) to redact, on top of the built-in ones.
+    redact: tuple[str, ...] = ()
+    # Projects never recorded: globs matched against the project's path.
+    exclude: tuple[str, ...] = ()
     # Seconds the worker waits for one agent reply before giving up on it.
     agent_timeout: float = 180.0
     log_level: str = "INFO"
@@ -55,6 +62,9 @@ _ENV = {
     "MEMOIR_MAX_FIELD_CHARS": "max_field_chars",
     "MEMOIR_SKIP_TOOLS": "skip_tools",
     "MEMOIR_MAX_EVENTS": "max_events",
+    "MEMOIR_MAX_STORED_CHARS": "max_stored_chars",
+    "MEMOIR_REDACT": "redact",
+    "MEMOIR_EXCLUDE": "exclude",
     "MEMOIR_AGENT_TIMEOUT": "agent_timeout",
     "MEMOIR_LOG_LEVEL": "log_level",
 }
@@ -72,6 +82,14 @@ def _coerce(name: str, default: object, value: object) -> object:
     """Convert a raw env/file value to the type of the field's default."""
     if value is None:
         raise ValueError(f"{name}: null")  # JSON null keeps the default, not "None"
+    if name in ("redact", "MEMOIR_REDACT"):
+        # Regexes may contain commas: a JSON list, or one pattern.
+        if isinstance(value, str):
+            stripped = value.strip()
+            value = json.loads(stripped) if stripped.startswith("[") else [stripped]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{name}: expected a list of regexes")
+        return tuple(v for v in value if v)
     if isinstance(default, tuple):
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())

@@ -73,6 +73,8 @@ def parse_payload(raw: bytes) -> Payload:
         value = json.loads(raw.decode("utf-8", errors="replace"))
     except ValueError as e:
         raise InvalidInput(f"payload is not JSON: {e}", reason="bad-json") from e
+    except RecursionError as e:  # e.g. 100,000 nested arrays
+        raise InvalidInput("payload is nested too deeply", reason="bad-json") from e
     if not isinstance(value, dict):
         raise InvalidInput("payload is not a JSON object", reason="bad-json")
     return value
@@ -90,6 +92,49 @@ def _project_dir(payload: Payload) -> str:
 def _str(payload: Payload, key: str) -> str:
     value = payload.get(key)
     return value if isinstance(value, str) else ""
+
+
+def excluded(payload: Payload, settings: Settings) -> bool:
+    """True if the payload's project matches a MEMOIR_EXCLUDE glob (never recorded)."""
+    if not settings.exclude:
+        return False
+    import fnmatch
+
+    project = os.path.realpath(_project_dir(payload))
+    return any(fnmatch.fnmatchcase(project, os.path.expanduser(glob))
+               for glob in settings.exclude)
+
+
+def _clean_text(text: str, settings: Settings) -> str:
+    """Redact secrets and <private> sections from one string."""
+    from .redact import redact_text
+
+    return redact_text(text, settings.redact)
+
+
+def _clean_value(value: Any, settings: Settings) -> Any:
+    """Bound a tool input/response to max_stored_chars, then redact it.
+
+    Bounded first: redacting a 20 MB Read would cost seconds in a hook, and
+    the agent only ever sees max_field_chars of it anyway.
+    """
+    from .redact import redact_value
+
+    limit = settings.max_stored_chars
+    if limit > 0:
+        text = value if isinstance(value, str) else None
+        if text is None and not isinstance(value, (int, float, bool, type(None))):
+            try:
+                text = json.dumps(value, ensure_ascii=False, default=str)
+            except (ValueError, RecursionError):
+                text = repr(value)[: limit + 1]
+            if len(text) <= limit:
+                text = None  # small enough: keep the structure
+        if text is not None and len(text) > limit:
+            from .prompts import truncate_middle
+
+            value = truncate_middle(text, limit)
+    return redact_value(value, settings.redact)
 
 
 # -- handlers ---------------------------------------------------------------
@@ -125,7 +170,7 @@ def record_user_prompt(store: Store, payload: Payload, settings: Settings) -> in
 
     session = store.upsert_session(session_id, project_key(_project_dir(payload)),
                                    _str(payload, "cwd"))
-    number = store.add_prompt(session.id, prompt)
+    number = store.add_prompt(session.id, _clean_text(prompt, settings))
     log.info("session %s: prompt %d recorded", session_id, number)
     return number
 
@@ -150,15 +195,17 @@ def record_tool_event(store: Store, payload: Payload, settings: Settings) -> boo
         # still keep the event, under prompt 0.
         session = store.upsert_session(
             session_id, project_key(_project_dir(payload)), _str(payload, "cwd"))
+    if error is not None and not isinstance(error, str):
+        error = json.dumps(error, default=str)
     event_id = store.add_event(
         session.id,
         store.current_prompt_number(session.id),
         tool_name,
-        payload.get("tool_input"),
-        payload.get("tool_response"),
+        _clean_value(payload.get("tool_input"), settings),
+        _clean_value(payload.get("tool_response"), settings),
         tool_use_id=tool_use_id if isinstance(tool_use_id, str) else None,
         failed=failed,
-        error=error if isinstance(error, str) else (json.dumps(error) if error else None),
+        error=_clean_text(error, settings) if error else None,
         dedupe=True,
         max_events=settings.max_events,
     )
@@ -174,7 +221,8 @@ def record_stop(store: Store, payload: Payload, settings: Settings) -> int | Non
         return None
     number = store.current_prompt_number(session.id)
     reply = payload.get("last_assistant_message")
-    store.finish_prompt(session.id, number, reply if isinstance(reply, str) else None)
+    store.finish_prompt(session.id, number,
+                        _clean_text(reply, settings) if isinstance(reply, str) else None)
     return number
 
 
@@ -338,7 +386,11 @@ def run(event: str, raw: bytes) -> Output:
         log.error("unknown hook event %r (expected one of %s)", event[:40], ", ".join(EVENTS))
         return {}
     try:
-        return handler(parse_payload(raw), settings)
+        payload = parse_payload(raw)
+        if excluded(payload, settings):
+            log.debug("%s: project excluded by MEMOIR_EXCLUDE", event)
+            return {}
+        return handler(payload, settings)
     except InvalidInput as e:
         log.warning("%s hook ignored a bad payload: %s", event, e)
     except MemoirError as e:
