@@ -173,6 +173,13 @@ def kill_workers(home: Path) -> list[int]:
             killed.append(proc.pid)
         except (psutil.Error, OSError):
             continue
+    # Deep test homes put sockets in a private fallback directory under the
+    # temp dir; a killed worker leaves it behind.
+    from claude_memoir.paths import socket_path
+
+    fallback = socket_path(home, "x").parent
+    if home not in fallback.parents:
+        shutil.rmtree(fallback, ignore_errors=True)
     return killed
 
 

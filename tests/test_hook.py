@@ -415,3 +415,27 @@ def test_huge_tool_response_is_bounded_in_store_and_time(run_hook: HookRunner,
     assert len(stored) < 110_000
     assert "HEAD-MARK" in stored and "TAIL-MARK" in stored and "elided" in stored
     assert elapsed < 5, f"a 20 MB payload took {elapsed:.1f}s"
+
+
+def test_lone_surrogates_are_stored_not_dropped(run_hook: HookRunner,
+                                                memoir_home: Path) -> None:
+    # Half an emoji, as a truncated tool output can carry it: valid JSON,
+    # not valid UTF-8 once decoded. The record must survive.
+    raw = json.dumps(dict(payload("user_prompt_submit"), prompt="cut emoji: X")).replace(
+        "X", "\\ud83d").encode()
+    _out(run_hook("user-prompt-submit", raw))
+    kill_workers(memoir_home)
+    (text,) = db(memoir_home).execute("SELECT text FROM prompts").fetchone()
+    assert text == "cut emoji: \ufffd"
+
+
+def test_long_prompt_and_reply_are_bounded(run_hook: HookRunner, memoir_home: Path) -> None:
+    env = {"MEMOIR_MAX_STORED_CHARS": "1000"}
+    data = dict(payload("user_prompt_submit"), prompt="START " + "p" * 50_000 + " END")
+    _out(run_hook("user-prompt-submit", data, env=env))
+    kill_workers(memoir_home)
+    _out(run_hook("stop", dict(payload("stop"), last_assistant_message="r" * 50_000), env=env))
+    kill_workers(memoir_home)
+    text, response = db(memoir_home).execute("SELECT text, response FROM prompts").fetchone()
+    assert len(text) < 1100 and text.startswith("START") and text.endswith("END")
+    assert len(response) < 1100

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import select
 import sys
 import time
@@ -28,8 +29,9 @@ log = logging.getLogger("claude_memoir.hook")
 
 EVENTS = ("session-start", "user-prompt-submit", "post-tool-use", "stop", "session-end")
 
-# Claude Code sends a few KB; a Read of a large file can reach megabytes. Past
-# this we keep the event but drop the oversized payload fields.
+# Claude Code sends a few KB; a Read of a large file can reach megabytes. A
+# payload past this is not parsed at all (logged and ignored): reading and
+# decoding more would cost the user seconds on one tool call.
 MAX_PAYLOAD = 32 * 1024 * 1024
 # A payload must arrive within this; a stdin held open must not hang the hook.
 STDIN_TIMEOUT = 2.0
@@ -77,6 +79,30 @@ def parse_payload(raw: bytes) -> Payload:
         raise InvalidInput("payload is nested too deeply", reason="bad-json") from e
     if not isinstance(value, dict):
         raise InvalidInput("payload is not a JSON object", reason="bad-json")
+    # A lone surrogate ("\ud800": half an emoji cut by a truncated output) is
+    # valid JSON but cannot be stored as UTF-8, and SQLite would refuse the
+    # whole record. Such strings only come from \u escapes, so a byte scan
+    # spares the walk in the usual case.
+    if _SURROGATE_ESCAPE.search(raw):
+        value = _without_surrogates(value)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any, depth: int = 0) -> Any:
+    """Replace lone surrogates in every string (keys too) with U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if depth > 200:
+        return value
+    if isinstance(value, dict):
+        return {_without_surrogates(k, depth + 1): _without_surrogates(v, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v, depth + 1) for v in value]
     return value
 
 
@@ -106,9 +132,13 @@ def excluded(payload: Payload, settings: Settings) -> bool:
 
 
 def _clean_text(text: str, settings: Settings) -> str:
-    """Redact secrets and <private> sections from one string."""
+    """Bound one string to max_stored_chars (head and tail), then redact it."""
     from .redact import redact_text
 
+    if 0 < settings.max_stored_chars < len(text):
+        from .prompts import truncate_middle
+
+        text = truncate_middle(text, settings.max_stored_chars)
     return redact_text(text, settings.redact)
 
 

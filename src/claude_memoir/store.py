@@ -398,13 +398,22 @@ class Store:
         ``recover`` is False (then StoreError with reason ``corrupt``).
         """
         path = db_path(home)
-        try:
-            return cls._open(path, home, timeout)
-        except StoreError as e:
-            if e.reason != "corrupt" or not recover:
-                raise
-            quarantine(path)
-            return cls._open(path, home, timeout)
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            try:
+                return cls._open(path, home, timeout)
+            except StoreError as e:
+                if e.reason == "corrupt" and recover:
+                    quarantine(path)
+                    return cls._open(path, home, timeout)
+                # SQLite answers BUSY without waiting when waiting could
+                # deadlock, e.g. processes racing to switch a fresh file to WAL
+                # or to migrate it; retry until the same deadline instead.
+                if e.reason != "busy" or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     @classmethod
     def _open(cls, path: Path, home: Path, timeout: float) -> "Store":
