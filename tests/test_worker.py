@@ -483,3 +483,73 @@ def test_worker_rejects_invalid_session_id(memoir_home: Path) -> None:
     assert not (memoir_home / "run").exists() or not any((memoir_home / "run").iterdir())
     log = (memoir_home / "logs" / "memoir.log").read_text()
     assert "invalid session id" in log
+
+
+_SYSTEM_PYTHON = "/usr/bin/python3"  # readable by any user, unlike a venv under /root
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(_SYSTEM_PYTHON),
+                    reason="needs root and a system python to connect as another user")
+def test_connections_from_another_user_are_refused(memoir_home: Path) -> None:
+    _seed(memoir_home)
+    results: dict[str, Any] = {}
+    client = ("import socket, sys\n"
+              "s = socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect(sys.argv[1])\n"
+              "s.sendall(b'{\"type\": \"shutdown\"}\\n')\n"
+              "print(repr(s.recv(4096)))\n")
+
+    async def scenario(worker: Worker) -> None:
+        path = socket_path(memoir_home, SID)
+        # Loosen the file permissions on purpose (traverse on every ancestor,
+        # a world-writable socket), so that only the worker's SO_PEERCRED
+        # check stands between another user and the socket.
+        saved = {}
+        for directory in path.parents:
+            if directory == Path("/"):
+                break
+            saved[directory] = stat.S_IMODE(directory.stat().st_mode)
+            os.chmod(directory, saved[directory] | 0o011)
+        os.chmod(path, 0o666)
+        try:
+            done = await asyncio.to_thread(
+                subprocess.run, [_SYSTEM_PYTHON, "-I", "-c", client, str(path)],
+                capture_output=True, text=True, timeout=20, user=65534)
+        finally:
+            for directory, mode in saved.items():
+                os.chmod(directory, mode)
+        results["stdout"], results["stderr"] = done.stdout, done.stderr
+        results["stopping"] = worker.stop_reason
+        results["ping"] = await _request(memoir_home, {"type": "ping"})
+
+    _run_worker(memoir_home, FakeAgentFactory(), scenario)
+    # Closed without an answer: EOF, or a reset because the request went unread.
+    assert results["stdout"].strip() == "b''" or "ConnectionResetError" in results["stderr"], \
+        results
+    assert "ok" not in results["stdout"]
+    assert results["stopping"] is None  # the shutdown from another user was ignored
+    assert results["ping"]["ok"] is True
+
+
+def test_files_are_private_under_a_permissive_umask(run_hook: Any, memoir_home: Path) -> None:
+    from conftest import payload
+
+    old = os.umask(0)
+    try:
+        done = run_hook("user-prompt-submit", dict(payload("user_prompt_submit"),
+                                                   session_id=SID))
+        assert done.returncode == 0
+        wait_for(lambda: list((memoir_home / "run").glob("*.sock")), timeout=15,
+                 message="the worker's socket")
+        wait_for(lambda: list((memoir_home / "run").glob("*.pid")), timeout=15,
+                 message="the worker's pid file")
+    finally:
+        os.umask(old)
+    modes = {}
+    for path in [memoir_home, *memoir_home.rglob("*")]:
+        if path.name.endswith(".tmp"):
+            continue
+        modes[str(path.relative_to(memoir_home.parent))] = stat.S_IMODE(path.lstat().st_mode)
+    loose = {p: oct(m) for p, m in modes.items()
+             if m & 0o077 or (m & 0o700) == 0}
+    assert not loose, loose
+    assert any(p.endswith(".sock") for p in modes) and any(p.endswith("memoir.db") for p in modes)
