@@ -131,39 +131,41 @@ def excluded(payload: Payload, settings: Settings) -> bool:
                for glob in settings.exclude)
 
 
-def _clean_text(text: str, settings: Settings) -> str:
-    """Bound one string to max_stored_chars (head and tail), then redact it."""
-    from .redact import redact_text
-
-    if 0 < settings.max_stored_chars < len(text):
+def _bounded(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (head and tail kept), if longer."""
+    if 0 < limit < len(text):
         from .prompts import truncate_middle
 
-        text = truncate_middle(text, settings.max_stored_chars)
-    return redact_text(text, settings.redact)
+        return truncate_middle(text, limit)
+    return text
+
+
+def _clean_text(text: str, settings: Settings) -> str:
+    """Bound one string to max_stored_chars, then redact it."""
+    from .redact import redact_text
+
+    return redact_text(_bounded(text, settings.max_stored_chars), settings.redact)
 
 
 def _clean_value(value: Any, settings: Settings) -> Any:
     """Bound a tool input/response to max_stored_chars, then redact it.
 
     Bounded first: redacting a 20 MB Read would cost seconds in a hook, and
-    the agent only ever sees max_field_chars of it anyway.
+    the agent only ever sees max_field_chars of it anyway. A structure too
+    big to keep is stored as its (bounded) JSON text.
     """
     from .redact import redact_value
 
     limit = settings.max_stored_chars
-    if limit > 0:
-        text = value if isinstance(value, str) else None
-        if text is None and not isinstance(value, (int, float, bool, type(None))):
-            try:
-                text = json.dumps(value, ensure_ascii=False, default=str)
-            except (ValueError, RecursionError):
-                text = repr(value)[: limit + 1]
-            if len(text) <= limit:
-                text = None  # small enough: keep the structure
-        if text is not None and len(text) > limit:
-            from .prompts import truncate_middle
-
-            value = truncate_middle(text, limit)
+    if limit > 0 and not isinstance(value, (str, int, float, bool, type(None))):
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (ValueError, RecursionError):
+            text = repr(value)[: limit + 1]
+        if len(text) > limit:
+            value = text
+    if isinstance(value, str):
+        return _clean_text(value, settings)
     return redact_value(value, settings.redact)
 
 
