@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -79,6 +80,11 @@ def main() -> int:
     end = json.dumps(load("session_end_other")).encode()
     samples["session-end"] = [_time([*hook, "session-end"], end, env)]
     mock.stop()
+    # Leave nothing behind: the worker and its agent, and the temp home.
+    from conftest import kill_workers
+
+    kill_workers(Path(env["MEMOIR_HOME"]))
+    shutil.rmtree(tmp, ignore_errors=True)
 
     floor = statistics.median(samples["floor (json, sqlite3, socket)"])
     rows = []
