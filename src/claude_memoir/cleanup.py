@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
 from pathlib import Path
 from typing import TypedDict
@@ -69,18 +68,6 @@ def _answers(path: Path) -> bool:
         return bool(ipc.request(path, {"type": "ping"}, timeout=1.0).get("ok"))
     except IPCError:
         return False
-
-
-def _listening(path: Path) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(0.5)
-    try:
-        probe.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
 
 
 def _remove(path: Path, dry_run: bool) -> bool:
@@ -136,7 +123,7 @@ def cleanup(home: Path, max_age: float, *, dry_run: bool = False) -> CleanupRepo
         socket_dirs.add(socket_path(home, stats.session.claude_session_id).parent)
     for directory in socket_dirs:
         for sock in sorted(directory.glob("*.sock")) if directory.exists() else []:
-            if str(sock) in report["sockets_removed"] or _listening(sock):
+            if str(sock) in report["sockets_removed"] or ipc.listening(sock):
                 continue
             if _remove(sock, dry_run):
                 report["sockets_removed"].append(str(sock))

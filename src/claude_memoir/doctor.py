@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -215,16 +214,10 @@ def check_runtime(home: Path) -> list[Finding]:
     from . import procs, spool
 
     findings = []
-    stale = []
-    for sock in sorted(run_dir(home).glob("*.sock")) if run_dir(home).exists() else []:
-        probe = socket.socket(socket.AF_UNIX)
-        probe.settimeout(0.5)
-        try:
-            probe.connect(str(sock))
-        except OSError:
-            stale.append(sock.name)
-        finally:
-            probe.close()
+    from .ipc import listening
+
+    sockets = sorted(run_dir(home).glob("*.sock")) if run_dir(home).exists() else []
+    stale = [sock.name for sock in sockets if not listening(sock)]
     if stale:
         findings.append(Finding("runtime", "warn", f"{len(stale)} stale socket(s): "
                                 + ", ".join(stale[:5]), "run `memoir cleanup-sessions`"))

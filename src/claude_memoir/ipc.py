@@ -70,6 +70,23 @@ def decode(line: bytes) -> dict[str, Any]:
     return value
 
 
+def listening(path: Path, timeout: float = 0.5) -> bool:
+    """True if a process accepts connections on the socket at ``path``.
+
+    A connect test, not a request: it tells a live socket from one a killed
+    worker left behind, whatever state the listener is in.
+    """
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(timeout)
+    try:
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
 def request(path: Path, message: Request, timeout: float = 1.0) -> Ack:
     """Send one request and wait (at most ``timeout`` s) for its ack.
 

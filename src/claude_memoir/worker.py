@@ -128,20 +128,13 @@ def clear_stale_socket(path: Path) -> None:
     """Remove ``path`` if no one listens on it; raise AlreadyRunning if someone does."""
     if not path.exists():
         return
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(0.5)
+    if ipc.listening(path):
+        raise AlreadyRunning(f"a worker already listens on {path}", reason="listening")
+    log.info("removing stale socket %s", path)
     try:
-        probe.connect(str(path))
-    except OSError:
-        log.info("removing stale socket %s", path)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        return
-    finally:
-        probe.close()
-    raise AlreadyRunning(f"a worker already listens on {path}", reason="listening")
+        path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
