@@ -65,15 +65,31 @@ def read_pid_file(path: Path) -> PidRecord | None:
     return record
 
 
-def create_time(pid: int) -> float | None:
-    """A process's create time, or None if it does not exist."""
+def _process(pid: int) -> Any | None:
+    """The psutil.Process for ``pid``, or None if there is none.
+
+    Every lookup goes through here: a pid of 0 or below addresses a process
+    group, not a process, and psutil raises ValueError rather than
+    psutil.Error for it (a corrupt pid file once crashed cleanup that way).
+    """
     import psutil
 
     if pid <= 0:
         return None
     try:
-        return float(psutil.Process(pid).create_time())
+        return psutil.Process(pid)
     except (psutil.Error, ValueError):
+        return None
+
+
+def create_time(pid: int) -> float | None:
+    """A process's create time, or None if it does not exist."""
+    import psutil
+
+    proc = _process(pid)
+    try:
+        return float(proc.create_time()) if proc else None
+    except psutil.Error:
         return None
 
 
@@ -81,14 +97,14 @@ def is_alive(pid: int, started: float | None) -> bool:
     """True if ``pid`` runs and, when ``started`` is given, is the same process."""
     import psutil
 
-    if pid <= 0:
+    proc = _process(pid)
+    if proc is None:
         return False
     try:
-        proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
         return started is None or abs(proc.create_time() - started) <= _TIME_SLACK
-    except (psutil.Error, ValueError):
+    except psutil.Error:
         return False
 
 
@@ -96,14 +112,14 @@ def our_worker(record: PidRecord) -> Any | None:
     """The psutil.Process of a pid file's worker if it is provably ours, else None."""
     import psutil
 
-    if record.pid <= 0:
+    proc = _process(record.pid)
+    if proc is None:
         return None
     try:
-        proc = psutil.Process(record.pid)
         if abs(proc.create_time() - record.create_time) > _TIME_SLACK:
             return None  # the pid was reused by another process
         cmdline = proc.cmdline()
-    except (psutil.Error, ValueError):
+    except psutil.Error:
         return None
     # Whole arguments, not substrings: "-m claude_memoir.worker --session ID".
     if "claude_memoir.worker" not in cmdline or record.session_id not in cmdline:
@@ -178,15 +194,8 @@ def _is_our_agent(proc: Any, home: Path) -> bool:
 
 
 def _end_agent(home: Path, pid: int) -> None:
-    import psutil
-
-    if pid <= 0:
-        return
-    try:
-        proc = psutil.Process(pid)
-    except (psutil.Error, ValueError):
-        return
-    if _is_our_agent(proc, home):
+    proc = _process(pid)
+    if proc is not None and _is_our_agent(proc, home):
         end_process_group(proc, 0.3)
 
 
