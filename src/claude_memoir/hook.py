@@ -120,6 +120,11 @@ def _str(payload: Payload, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _end_reason(payload: Payload) -> str:
+    """SessionEnd's reason (clear, logout, ...), bounded for the store and the log."""
+    return (_str(payload, "reason") or "other")[:40]
+
+
 def excluded(payload: Payload, settings: Settings) -> bool:
     """True if the payload's project matches a MEMOIR_EXCLUDE glob (never recorded)."""
     if not settings.exclude:
@@ -264,7 +269,7 @@ def record_session_end(store: Store, payload: Payload, settings: Settings) -> bo
     session = store.get_session(session_id)
     if session is None:
         return None
-    store.request_end(session.id, (_str(payload, "reason") or "other")[:40])
+    store.request_end(session.id, _end_reason(payload))
     return bool(store.count_pending(session.id)
                 or store.prompts_to_summarize(session.id, include_open=True))
 
@@ -350,7 +355,7 @@ def on_stop(payload: Payload, settings: Settings) -> Output:
 def on_session_end(payload: Payload, settings: Settings) -> Output:
     """Ask the worker to finish and exit; record the end so a later worker does it if not."""
     session_id = validate_session_id(payload.get("session_id"))
-    reason = (_str(payload, "reason") or "other")[:40]
+    reason = _end_reason(payload)
     from . import launch
 
     has_work = _recorded("session-end", payload, settings)

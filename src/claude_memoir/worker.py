@@ -49,7 +49,7 @@ from .paths import (
     socket_path,
     validate_session_id,
 )
-from .procs import PidRecord, create_time, write_pid_file
+from .procs import PidRecord, create_time, is_alive, write_pid_file
 from .prompts import EventView, init_prompt, observation_prompt, summary_prompt
 from .store import EventRow, SessionRow, Store
 
@@ -257,8 +257,6 @@ class Worker:
         """
         if pid <= 1 or (self.parent and self.parent[0] == pid):
             return
-        from .procs import create_time
-
         started = create_time(pid)
         if started is None:
             return  # already gone: nothing to watch
@@ -373,8 +371,6 @@ class Worker:
             self.request_stop("idle")
             return
         if self.parent is not None:
-            from .procs import is_alive
-
             if not is_alive(*self.parent):
                 log.info("session %s: Claude Code pid %d is gone; finishing",
                          self.session_id, self.parent[0])
