@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -181,6 +182,86 @@ def kill_workers(home: Path) -> list[int]:
     if home not in fallback.parents:
         shutil.rmtree(fallback, ignore_errors=True)
     return killed
+
+
+class Spawned:
+    """Processes a test started; all SIGKILLed and reaped at the end."""
+
+    def __init__(self) -> None:
+        self.popens: list[subprocess.Popen[Any]] = []
+
+    def add(self, p: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
+        self.popens.append(p)
+        return p
+
+    def close(self) -> None:
+        for p in self.popens:
+            if p.poll() is None:
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            if p.stdout is not None:
+                p.stdout.close()
+
+
+@pytest.fixture
+def spawned() -> Iterator[Spawned]:
+    """A Spawned whose processes are killed when the test ends."""
+    s = Spawned()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def start_worker(spawned: Spawned, home: Path, sid: str,
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen[Any], Any]:
+    """A real worker for ``sid`` (its session row must exist), once it has written its
+    pid file, registered in the store and answers a ping; returns it and its PidRecord."""
+    from claude_memoir import ipc, procs
+    from claude_memoir.errors import IPCError
+    from claude_memoir.paths import pid_path, socket_path
+
+    p = spawned.add(subprocess.Popen(
+        [sys.executable, "-m", "claude_memoir.worker", "--session", sid],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=str(home), env={**os.environ, "MEMOIR_IDLE_TIMEOUT": "300", **(env or {})},
+        start_new_session=True,
+    ))
+
+    def ready() -> Any:
+        assert p.poll() is None, f"worker exited early with {p.returncode}"
+        record = procs.read_pid_file(pid_path(home, sid))
+        if record is None or record.pid != p.pid:
+            return None
+        row = db(home).execute("SELECT worker_pid FROM sessions WHERE claude_session_id = ?",
+                               (sid,)).fetchone()
+        if row is None or row["worker_pid"] != p.pid:
+            return None
+        try:
+            ipc.request(socket_path(home, sid), {"type": "ping"}, timeout=1)
+        except IPCError:
+            return None
+        return record
+
+    record = wait_for(ready, timeout=15, message=f"worker of {sid} to register and answer")
+    return p, record
+
+
+def start_sleeper(spawned: Spawned, *, cwd: Path | None = None,
+                  env: dict[str, str] | None = None, new_session: bool = True,
+                  argv: list[str] | None = None) -> subprocess.Popen[Any]:
+    """A harmless stand-in process (``sleep 60`` unless ``argv`` is given)."""
+    return spawned.add(subprocess.Popen(
+        argv or ["sleep", "60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, cwd=str(cwd) if cwd else None,
+        env={**os.environ, **(env or {})}, start_new_session=new_session,
+    ))
 
 
 def pid_alive(pid: int) -> bool:

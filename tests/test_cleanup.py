@@ -12,9 +12,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -25,7 +24,7 @@ from claude_memoir.errors import InvalidInput, IPCError
 from claude_memoir.paths import agent_dir, lock_path, pid_path, run_dir, socket_path
 from claude_memoir.procs import PidRecord
 from claude_memoir.store import Store
-from conftest import db, memoir_command, wait_for
+from conftest import Spawned, db, memoir_command, start_sleeper, start_worker, wait_for
 
 STALE = "c1ea0000-0000-4000-8000-0000000000a1"  # active, untouched for days, no worker
 RECENT = "c1ea0000-0000-4000-8000-0000000000b2"  # active, recent
@@ -41,38 +40,6 @@ NOTHING = {"sessions_failed": [], "workers_ended": [], "agents_ended": [],
 
 
 # -- helpers ---------------------------------------------------------------------
-
-
-class Spawned:
-    """Processes a test started; all SIGKILLed and reaped at the end."""
-
-    def __init__(self) -> None:
-        self.popens: list[subprocess.Popen[Any]] = []
-
-    def add(self, p: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
-        self.popens.append(p)
-        return p
-
-    def close(self) -> None:
-        for p in self.popens:
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-
-
-@pytest.fixture
-def spawned() -> Iterator[Spawned]:
-    s = Spawned()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def cleanup_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -138,48 +105,6 @@ def stale_socket(path: Path) -> Path:
         os.chdir(old)
     assert path.exists()
     return path
-
-
-def start_worker(spawned: Spawned, home: Path, sid: str) -> subprocess.Popen[Any]:
-    """A real worker for ``sid`` (its row must exist), once registered and answering."""
-    p = spawned.add(subprocess.Popen(
-        [sys.executable, "-m", "claude_memoir.worker", "--session", sid],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        cwd=str(home), env={**os.environ, "MEMOIR_IDLE_TIMEOUT": "300"},
-        start_new_session=True,
-    ))
-
-    def ready() -> bool:
-        assert p.poll() is None, f"worker exited early with {p.returncode}"
-        record = procs.read_pid_file(pid_path(home, sid))
-        r = row(home, sid)
-        if record is None or record.pid != p.pid or r["worker_pid"] != p.pid:
-            return False
-        try:
-            ipc.request(socket_path(home, sid), {"type": "ping"}, timeout=1)
-        except IPCError:
-            return False
-        return True
-
-    wait_for(ready, timeout=15, message=f"worker of {sid} to register and answer")
-    return p
-
-
-def start_sleeper(spawned: Spawned, *, cwd: Path | None = None,
-                  env: dict[str, str] | None = None) -> subprocess.Popen[Any]:
-    p = spawned.add(subprocess.Popen(
-        ["sleep", "60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, cwd=str(cwd) if cwd else None,
-        env={**os.environ, **(env or {})}, start_new_session=True,
-    ))
-
-    def execd() -> bool:
-        try:
-            return bool(psutil.Process(p.pid).environ())
-        except psutil.Error:
-            return False
-    wait_for(execd, timeout=5, message="the stand-in process to start")
-    return p
 
 
 def alive(pid: int) -> bool:
@@ -294,8 +219,8 @@ def test_cleanup_dry_run_then_real_run_then_nothing_left(
     # (f) a real worker, hung; (g) a real responsive worker. Both sessions look old.
     add_session(home, HUNG)
     add_session(home, LIVE)
-    hung = start_worker(spawned, home, HUNG)
-    live = start_worker(spawned, home, LIVE)
+    hung, _ = start_worker(spawned, home, HUNG)
+    live, _ = start_worker(spawned, home, LIVE)
     backdate(home, HUNG, "-3 days")
     backdate(home, LIVE, "-3 days")
     os.kill(hung.pid, signal.SIGSTOP)
@@ -449,7 +374,7 @@ def test_human_output_mentions_the_counts(memoir_home: Path, spawned: Spawned) -
     add_session(memoir_home, STALE, age="-3 days")
     add_session(memoir_home, RECENT)
     add_session(memoir_home, LIVE)
-    live = start_worker(spawned, memoir_home, LIVE)
+    live, _ = start_worker(spawned, memoir_home, LIVE)
     sock = stale_socket(run_dir(memoir_home) / "stale.sock")
     junk = run_dir(memoir_home) / "junk.pid"
     junk.write_text("garbage")

@@ -360,7 +360,7 @@ def test_private_sections_and_secrets_never_reach_the_store(run_hook: HookRunner
     _out(run_hook("user-prompt-submit", dict(payload("user_prompt_submit"), prompt=prompt)))
     kill_workers(memoir_home)
     bash = dict(payload("post_tool_use_bash"),
-                tool_input={"command": f"git clone https://bob:hunter2hunter2@git.example.com/r"},
+                tool_input={"command": "git clone https://bob:hunter2hunter2@git.example.com/r"},
                 tool_response={"stdout": f"GITHUB_TOKEN={_GITHUB_TOKEN}\n", "stderr": ""})
     _out(run_hook("post-tool-use", bash))
     failure = dict(payload("post_tool_use_failure_bash"),

@@ -17,17 +17,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psutil
 import pytest
 
 from claude_memoir import ipc, procs
-from claude_memoir.errors import IPCError
 from claude_memoir.paths import agent_dir, pid_path, socket_path
 from claude_memoir.procs import PidRecord
 from claude_memoir.store import Store
-from conftest import api_env, wait_for
+from conftest import Spawned, api_env, start_sleeper, start_worker, wait_for
 from mockapi import MockAnthropic
 
 SID = "9f0c1d2e-0000-4000-8000-00000000a001"
@@ -37,79 +36,9 @@ OTHER_SID = "9f0c1d2e-0000-4000-8000-00000000b002"
 # -- helpers ---------------------------------------------------------------------
 
 
-class Spawned:
-    """Processes a test started; all SIGKILLed and reaped at the end."""
-
-    def __init__(self) -> None:
-        self.popens: list[subprocess.Popen[Any]] = []
-
-    def add(self, p: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
-        self.popens.append(p)
-        return p
-
-    def close(self) -> None:
-        for p in self.popens:
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            if p.stdout is not None:
-                p.stdout.close()
-
-
-@pytest.fixture
-def spawned() -> Iterator[Spawned]:
-    s = Spawned()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
 def seed(home: Path, sid: str = SID) -> None:
     with Store.open(home) as store:
         store.upsert_session(sid, "/proj", "/proj")
-
-
-def start_worker(spawned: Spawned, home: Path, sid: str = SID,
-                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen[Any], PidRecord]:
-    """A real worker for ``sid`` (its session row must exist), once it answers a ping."""
-    p = spawned.add(subprocess.Popen(
-        [sys.executable, "-m", "claude_memoir.worker", "--session", sid],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        cwd=str(home), env={**os.environ, "MEMOIR_IDLE_TIMEOUT": "300", **(env or {})},
-        start_new_session=True,
-    ))
-
-    def ready() -> PidRecord | None:
-        assert p.poll() is None, f"worker exited early with {p.returncode}"
-        record = procs.read_pid_file(pid_path(home, sid))
-        if record is None or record.pid != p.pid:
-            return None
-        try:
-            ipc.request(socket_path(home, sid), {"type": "ping"}, timeout=1)
-        except IPCError:
-            return None
-        return record
-
-    record = wait_for(ready, timeout=15, message="the worker to write its pid file and answer")
-    return p, record
-
-
-def start_sleeper(spawned: Spawned, *, cwd: Path | None = None,
-                  env: dict[str, str] | None = None, new_session: bool = True,
-                  argv: list[str] | None = None) -> subprocess.Popen[Any]:
-    """A harmless stand-in process (``sleep 60`` unless ``argv`` is given)."""
-    return spawned.add(subprocess.Popen(
-        argv or ["sleep", "60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, cwd=str(cwd) if cwd else None,
-        env={**os.environ, **(env or {})}, start_new_session=new_session,
-    ))
 
 
 def wait_started(pid: int) -> None:
@@ -221,7 +150,7 @@ def test_is_alive_and_our_worker_on_impossible_pids(pid: int) -> None:
 
 def test_our_worker_accepts_only_the_real_worker(memoir_home: Path, spawned: Spawned) -> None:
     seed(memoir_home)
-    worker, record = start_worker(spawned, memoir_home)
+    worker, record = start_worker(spawned, memoir_home, SID)
     assert record.session_id == SID
     assert record.create_time == pytest.approx(psutil.Process(worker.pid).create_time(),
                                                abs=0.01)
@@ -258,7 +187,7 @@ def test_our_worker_accepts_only_the_real_worker(memoir_home: Path, spawned: Spa
 def test_end_process_group_ends_a_stopped_worker_quickly(memoir_home: Path,
                                                          spawned: Spawned) -> None:
     seed(memoir_home)
-    worker, record = start_worker(spawned, memoir_home)
+    worker, record = start_worker(spawned, memoir_home, SID)
     os.kill(worker.pid, signal.SIGSTOP)
     wait_for(lambda: state(worker.pid) == psutil.STATUS_STOPPED, timeout=5,
              message="the worker to stop")
@@ -352,7 +281,7 @@ def test_end_process_group_of_a_gone_process_is_true(spawned: Spawned) -> None:
 
 def test_end_worker_ends_our_worker(memoir_home: Path, spawned: Spawned) -> None:
     seed(memoir_home)
-    worker, record = start_worker(spawned, memoir_home)
+    worker, record = start_worker(spawned, memoir_home, SID)
     started = time.monotonic()
     assert procs.end_worker(memoir_home, SID) == worker.pid
     assert time.monotonic() - started < 2
@@ -365,7 +294,7 @@ def test_end_worker_ends_our_worker(memoir_home: Path, spawned: Spawned) -> None
 def test_end_worker_ends_a_stopped_worker_and_its_listed_agent_only(
         memoir_home: Path, spawned: Spawned) -> None:
     seed(memoir_home)
-    worker, record = start_worker(spawned, memoir_home)
+    worker, record = start_worker(spawned, memoir_home, SID)
     agents = agent_dir(memoir_home)
     agents.mkdir(mode=0o700)
     # An agent of ours that left the worker's group, and an innocent process;
@@ -469,7 +398,7 @@ def test_orphaned_agents_excludes_the_agent_of_a_live_worker(
         number = store.add_prompt(session.id, "fix the bug")
         store.add_event(session.id, number, "Bash", {"command": "echo 1"}, {"stdout": "1"},
                         tool_use_id="toolu_1")
-    worker, _ = start_worker(spawned, memoir_home, env=api_env(mock_api, tmp_path))
+    worker, _ = start_worker(spawned, memoir_home, SID, env=api_env(mock_api, tmp_path))
 
     def agent_pids() -> tuple[int, ...]:
         record = procs.read_pid_file(pid_path(memoir_home, SID))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from claude_memoir.digest import DigestSummary
-from claude_memoir.errors import MemoirError, StoreError
+from claude_memoir.errors import StoreError
 from claude_memoir.parser import ParsedObservation, ParsedSummary
 from claude_memoir.store import MIGRATIONS, Store
 from conftest import db, payload
