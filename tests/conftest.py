@@ -178,7 +178,7 @@ def kill_workers(home: Path) -> list[int]:
     # temp dir; a killed worker leaves it behind.
     from claude_memoir.paths import socket_path
 
-    fallback = socket_path(home, "x").parent
+    fallback = Path(socket_path(home, "x")).parent
     if home not in fallback.parents:
         shutil.rmtree(fallback, ignore_errors=True)
     return killed
@@ -236,7 +236,7 @@ def start_worker(spawned: Spawned, home: Path, sid: str,
 
     def ready() -> Any:
         assert p.poll() is None, f"worker exited early with {p.returncode}"
-        record = procs.read_pid_file(pid_path(home, sid))
+        record = procs.read_pid_file(Path(pid_path(home, sid)))
         if record is None or record.pid != p.pid:
             return None
         row = db(home).execute("SELECT worker_pid FROM sessions WHERE claude_session_id = ?",

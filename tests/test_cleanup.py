@@ -113,7 +113,7 @@ def alive(pid: int) -> bool:
 
 def answers(home: Path, sid: str) -> bool:
     try:
-        return bool(ipc.request(socket_path(home, sid), {"type": "ping"}, timeout=2).get("ok"))
+        return bool(ipc.request(Path(socket_path(home, sid)), {"type": "ping"}, timeout=2).get("ok"))
     except IPCError:
         return False
 
@@ -156,8 +156,8 @@ def test_parse_duration_rejects_non_strings() -> None:
 
 def _garbage_setup(home: Path) -> tuple[Path, Path]:
     add_session(home, STALE, age="-3 days")
-    sock = stale_socket(run_dir(home) / "stale.sock")
-    bad_pid = run_dir(home) / "junk.pid"
+    sock = stale_socket(Path(run_dir(home)) / "stale.sock")
+    bad_pid = Path(run_dir(home)) / "junk.pid"
     bad_pid.write_text("not json")
     return sock, bad_pid
 
@@ -211,7 +211,7 @@ def test_cli_absurdly_long_max_age_fails_nothing_and_does_not_crash(
 def test_cleanup_dry_run_then_real_run_then_nothing_left(
         memoir_home: Path, spawned: Spawned, tmp_path: Path) -> None:
     home = memoir_home
-    run = run_dir(home)
+    run = Path(run_dir(home))
     # (a) (b) (c): sessions without workers.
     add_session(home, STALE, age="-3 days")
     add_session(home, RECENT)
@@ -233,24 +233,24 @@ def test_cleanup_dry_run_then_real_run_then_nothing_left(
     junk_pid.write_text('{"pid": 12')
     # (e) a pid file naming a live process that is not our worker (true create time).
     intruder = start_sleeper(spawned)
-    procs.write_pid_file(pid_path(home, INTRUDER), PidRecord(
+    procs.write_pid_file(Path(pid_path(home, INTRUDER)), PidRecord(
         intruder.pid, psutil.Process(intruder.pid).create_time(), INTRUDER))
     # (h) an orphaned agent of ours, and a look-alike running elsewhere.
-    agents = agent_dir(home)
+    agents = Path(agent_dir(home))
     agents.mkdir(mode=0o700)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     orphan = start_sleeper(spawned, cwd=agents, env={"MEMOIR_WORKER": "1"})
     lookalike = start_sleeper(spawned, cwd=elsewhere, env={"MEMOIR_WORKER": "1"})
 
-    socket_dirs = {socket_path(home, HUNG).parent, socket_path(home, LIVE).parent}
+    socket_dirs = {Path(socket_path(home, HUNG)).parent, Path(socket_path(home, LIVE)).parent}
     expected = {
         "sessions_failed": sorted([STALE, HUNG]),
         "workers_ended": [hung.pid],
         "agents_ended": [orphan.pid],
-        "sockets_removed": sorted([str(stale_sock), str(socket_path(home, HUNG))]),
-        "pid_files_removed": sorted([str(junk_pid), str(pid_path(home, INTRUDER)),
-                                     str(pid_path(home, HUNG))]),
+        "sockets_removed": sorted([str(stale_sock), str(Path(socket_path(home, HUNG)))]),
+        "pid_files_removed": sorted([str(junk_pid), str(Path(pid_path(home, INTRUDER))),
+                                     str(Path(pid_path(home, HUNG)))]),
         "live_workers": [live.pid],
     }
 
@@ -293,11 +293,11 @@ def test_cleanup_dry_run_then_real_run_then_nothing_left(
         assert alive(p.pid), f"pid {p.pid} was ended"
     assert answers(home, LIVE)
 
-    for gone in (stale_sock, junk_pid, pid_path(home, INTRUDER), pid_path(home, HUNG),
-                 socket_path(home, HUNG)):
+    for gone in (stale_sock, junk_pid, Path(pid_path(home, INTRUDER)), Path(pid_path(home, HUNG)),
+                 Path(socket_path(home, HUNG))):
         assert not gone.exists(), gone
-    for kept in (pid_path(home, LIVE), socket_path(home, LIVE),
-                 lock_path(home, LIVE), lock_path(home, HUNG)):
+    for kept in (Path(pid_path(home, LIVE)), Path(socket_path(home, LIVE)),
+                 Path(lock_path(home, LIVE)), Path(lock_path(home, HUNG))):
         assert kept.exists(), kept
 
     # -- again: nothing more to do (the dead were reaped, as init would).
@@ -337,8 +337,8 @@ def test_cleanup_on_an_empty_home(memoir_home: Path) -> None:
 
 def test_cleanup_survives_a_pid_file_with_an_impossible_pid(memoir_home: Path) -> None:
     add_session(memoir_home, STALE, age="-3 days")
-    run_dir(memoir_home).mkdir(parents=True, exist_ok=True)
-    bad = pid_path(memoir_home, INTRUDER)
+    Path(run_dir(memoir_home)).mkdir(parents=True, exist_ok=True)
+    bad = Path(pid_path(memoir_home, INTRUDER))
     bad.write_text(json.dumps({"pid": -1, "create_time": 0.0, "session_id": INTRUDER,
                                "agent_pids": []}))
     report = cleanup_json("--max-age", "24h")
@@ -353,8 +353,8 @@ def test_cleanup_removes_stale_sockets_in_the_fallback_dir(
     home = tmp_path / ("h" * 90)
     monkeypatch.setenv("MEMOIR_HOME", str(home))
     add_session(home, STALE)
-    sock = socket_path(home, STALE)
-    assert run_dir(home) not in sock.parents
+    sock = Path(socket_path(home, STALE))
+    assert Path(run_dir(home)) not in sock.parents
     try:
         stale_socket(sock)
         report = cleanup_json("--dry-run")
@@ -375,8 +375,8 @@ def test_human_output_mentions_the_counts(memoir_home: Path, spawned: Spawned) -
     add_session(memoir_home, RECENT)
     add_session(memoir_home, LIVE)
     live, _ = start_worker(spawned, memoir_home, LIVE)
-    sock = stale_socket(run_dir(memoir_home) / "stale.sock")
-    junk = run_dir(memoir_home) / "junk.pid"
+    sock = stale_socket(Path(run_dir(memoir_home)) / "stale.sock")
+    junk = Path(run_dir(memoir_home)) / "junk.pid"
     junk.write_text("garbage")
 
     done = cleanup_cli("--max-age", "24h", "--dry-run")

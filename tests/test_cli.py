@@ -16,6 +16,7 @@ import pytest
 import claude_memoir
 from claude_memoir.config import load_settings
 from claude_memoir.context import build_context, project_key
+from claude_memoir.install import hook_command
 from claude_memoir.parser import ParsedObservation, ParsedSummary
 from claude_memoir.paths import ensure_private_dir, socket_path
 from claude_memoir.store import SessionRow, Store
@@ -328,7 +329,7 @@ def test_status_without_workers(history: dict[str, Any]) -> None:
 def test_status_worker_without_socket(history: dict[str, Any], store: Store,
                                       memoir_home: Path, project: Path) -> None:
     store.set_worker(history["a"].id, 4242424, 1700000000.0)
-    assert not socket_path(memoir_home, SID_A).exists()
+    assert not Path(socket_path(memoir_home, SID_A)).exists()
     r = memoir("status", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
@@ -350,7 +351,7 @@ def test_status_worker_without_socket(history: dict[str, Any], store: Store,
 def test_status_stale_socket_is_unresponsive(history: dict[str, Any], store: Store,
                                              memoir_home: Path) -> None:
     store.set_worker(history["a"].id, 4242424, 1700000000.0)
-    path = socket_path(memoir_home, SID_A)
+    path = Path(socket_path(memoir_home, SID_A))
     ensure_private_dir(path.parent)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(path))
@@ -368,7 +369,7 @@ def test_status_live_worker_is_responsive(history: dict[str, Any], store: Store,
                                           memoir_home: Path) -> None:
     """A socket that answers pings like a worker does shows up as responsive."""
     store.set_worker(history["a"].id, os.getpid(), 1700000000.0)
-    path = socket_path(memoir_home, SID_A)
+    path = Path(socket_path(memoir_home, SID_A))
     ensure_private_dir(path.parent)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))
@@ -443,8 +444,7 @@ def check_our_hooks(data: dict[str, Any]) -> None:
         argv = shlex.split(command)
         assert os.path.isabs(argv[0]), command
         assert argv[0] == interpreter, (argv[0], interpreter)
-        assert "-m claude_memoir.hook" in command
-        assert argv[1:] == ["-m", "claude_memoir.hook", arg], command
+        assert command == hook_command(arg, interpreter)
 
 
 def test_install_user_scope(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def values(s: Settings) -> dict[str, object]:
 
 def test_defaults(memoir_home: Path) -> None:
     s = load_settings()
-    assert s.home == memoir_home
+    assert s.home == str(memoir_home)
     assert values(s) == DEFAULTS
     assert DEFAULT_MODEL == "claude-haiku-4-5"
     assert isinstance(s.idle_timeout, float)
@@ -53,17 +54,17 @@ def test_defaults(memoir_home: Path) -> None:
 
 def test_default_home_without_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MEMOIR_HOME")
-    assert memoir_home() == tmp_path / "user-home" / ".claude-memoir"
-    assert load_settings().home == tmp_path / "user-home" / ".claude-memoir"
+    assert memoir_home() == str(tmp_path / "user-home" / ".claude-memoir")
+    assert load_settings().home == str(tmp_path / "user-home" / ".claude-memoir")
     monkeypatch.setenv("MEMOIR_HOME", "")
-    assert memoir_home() == tmp_path / "user-home" / ".claude-memoir"
+    assert memoir_home() == str(tmp_path / "user-home" / ".claude-memoir")
 
 
 def test_memoir_home_expands_tilde(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MEMOIR_HOME", "~/custom-memoir")
     expected = tmp_path / "user-home" / "custom-memoir"
-    assert memoir_home() == expected
-    assert load_settings().home == expected
+    assert memoir_home() == str(expected)
+    assert load_settings().home == str(expected)
     assert "~" not in str(load_settings().home)
 
 
@@ -72,8 +73,8 @@ def test_memoir_home_relative_becomes_absolute(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEMOIR_HOME", "rel/home")
     home = memoir_home()
-    assert home.is_absolute()
-    assert home == tmp_path / "rel" / "home"
+    assert os.path.isabs(home)
+    assert home == str(tmp_path / "rel" / "home")
 
 
 def test_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,7 +134,7 @@ def test_settings_json_string_list_for_sources(memoir_home: Path) -> None:
 def test_settings_json_cannot_move_home(memoir_home: Path, tmp_path: Path) -> None:
     write_settings(memoir_home, {"home": str(tmp_path / "elsewhere"), "model": "m"})
     s = load_settings()
-    assert s.home == memoir_home
+    assert s.home == str(memoir_home)
     assert s.model == "m"
 
 
@@ -243,5 +244,5 @@ def test_values_read_at_call_time(memoir_home: Path, monkeypatch: pytest.MonkeyP
     write_settings(other, {"context_budget": 333})
     monkeypatch.setenv("MEMOIR_HOME", str(other))
     s = load_settings()
-    assert s.home == other
+    assert s.home == str(other)
     assert s.context_budget == 333

@@ -182,15 +182,20 @@ def test_session_end_with_hung_worker_returns_in_budget(session: Session) -> Non
     agents = session.agent_pids()
     os.kill(hung, signal.SIGSTOP)  # alive, holding its socket, answering nothing
     try:
+        started = time.monotonic()
         session.tool()  # queued durably although nobody answers
+        # One 0.25 s wait for the ack, then a reaper takes over: no retries.
+        assert time.monotonic() - started < 1.0
         elapsed = session.end()
-        assert elapsed < 1.5, f"SessionEnd took {elapsed:.2f}s"
-        wait_for(lambda: not is_alive(hung, None), timeout=5,
-                 message="the hung worker to be ended")
+        # The hook waits 5 ms for an ack; the reaper does the rest in the background.
+        assert elapsed < 0.5, f"SessionEnd took {elapsed:.2f}s"
+        wait_for(lambda: not is_alive(hung, None), timeout=10,
+                 message="the hung worker to be ended by the reaper")
         wait_for(lambda: not any(is_alive(p, None) for p in agents), timeout=5,
                  message="the hung worker's agent to be ended with it")
-        row = session.row()
-        assert row["status"] == "failed" and row["end_reason"] == "worker-unresponsive"
+        wait_for(lambda: session.row()["status"] == "failed", timeout=5,
+                 message="the session to be marked failed")
+        assert session.row()["end_reason"] == "worker-unresponsive"
     finally:
         if psutil.pid_exists(hung):
             os.kill(hung, signal.SIGKILL)

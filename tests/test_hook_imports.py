@@ -68,3 +68,36 @@ def test_hook_imports_only_stdlib_and_light_modules(event: str, memoir_home: Pat
                          and t != "claude_memoir" and not t.startswith("_")
                          and t not in STDLIB_PROBES)
     assert third_party == [], third_party
+
+
+# Standard-library modules a hook must not import either: each costs a hook
+# process 2-7 ms (measured with -X importtime on a 2-core machine), i.e. the
+# difference between a hook at the interpreter's floor and one at 2-3x it.
+HEAVY = {"typing", "logging", "pathlib", "dataclasses", "inspect", "subprocess",
+         "hashlib", "contextlib", "runpy", "urllib", "asyncio", "tempfile", "shutil"}
+
+
+@pytest.mark.parametrize("event", list(CASES))
+def test_installed_hook_command_imports_nothing_heavy(event: str, memoir_home: Path) -> None:
+    """The command `memoir install` writes, run as Claude Code runs it."""
+    import shlex
+
+    from claude_memoir.config import load_settings
+    from claude_memoir.hook import record_user_prompt
+    from claude_memoir.install import hook_command
+    from claude_memoir.store import Store
+
+    with Store.open(memoir_home) as store:
+        record_user_prompt(store, payload("user_prompt_submit"), load_settings())
+    argv = shlex.split(hook_command(event))
+    done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]],
+                          input=json.dumps(payload(CASES[event])).encode(),
+                          capture_output=True, timeout=30)
+    kill_workers(memoir_home)
+    assert done.returncode == 0 and done.stdout.strip().startswith(b"{")
+    names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.decode().splitlines()
+             if line.startswith("import time:") and "|" in line}
+    assert "claude_memoir.hook" in names  # the hook really ran
+    assert "site" not in names  # -S: no site-packages scan, no .pth files
+    heavy = sorted({n.split(".")[0] for n in names} & HEAVY)
+    assert heavy == [], f"{event} imports {heavy}"

@@ -299,7 +299,7 @@ def _valid_sid(value: object) -> bool:
 
 
 def _short(session_id: str) -> str:
-    return pid_path(Path("/"), session_id).name.split(".")[0]
+    return Path(pid_path(Path("/"), session_id)).name.split(".")[0]
 
 
 def trace_problems(home: Path) -> list[str]:
@@ -326,8 +326,8 @@ def no_trace_of(home: Path, session_id: object) -> list[str]:
         return []  # cannot become a path or a SQLite value at all
     shown = session_id[:60]
     problems = [f"{home.name}: {p.name} exists for invalid session id {shown!r}"
-                for p in (pid_path(home, session_id), lock_path(home, session_id),
-                          socket_path(home, session_id)) if p.exists()]
+                for p in (Path(pid_path(home, session_id)), Path(lock_path(home, session_id)),
+                          Path(socket_path(home, session_id))) if p.exists()]
     if session_id in session_ids(home):
         problems.append(f"{home.name}: session row for invalid session id {shown!r}")
     return problems
@@ -461,11 +461,11 @@ class AckingWorker:
     """
 
     def __init__(self, home: Path, session_id: str) -> None:
-        ensure_private_dir(run_dir(home))
-        self.path = socket_path(home, session_id)
+        ensure_private_dir(Path(run_dir(home)))
+        self.path = Path(socket_path(home, session_id))
         # A long tmp_path makes socket_path fall back to a directory in $TMPDIR.
         ensure_private_dir(self.path.parent)
-        self.fallback = self.path.parent != run_dir(home)
+        self.fallback = self.path.parent != Path(run_dir(home))
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(str(self.path))
         self.sock.listen(64)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sqlite3
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from claude_memoir.install import (
     settings_path,
     uninstall,
 )
+
+from conftest import kill_workers  # noqa: E402
 
 PY_A = "/opt/env-a/bin/python"
 PY_B = "/opt/env-b/bin/python"
@@ -58,7 +62,7 @@ def read(path: Path) -> dict[str, Any]:
 
 
 def our_hook(python: str, arg: str, timeout: int | None = 10) -> dict[str, Any]:
-    hook: dict[str, Any] = {"type": "command", "command": f"{python} -m claude_memoir.hook {arg}"}
+    hook: dict[str, Any] = {"type": "command", "command": hook_command(arg, python)}
     if timeout is not None:
         hook["timeout"] = timeout
     return hook
@@ -103,7 +107,7 @@ def test_fresh_install_creates_every_event(settings: Path) -> None:
         assert len(groups) == 1
         hook = {
             "type": "command",
-            "command": f"{python} -m claude_memoir.hook {arg}",
+            "command": hook_command(arg, python),
             "timeout": expected_timeouts[event],
         }
         if event in ("PostToolUse", "PostToolUseFailure"):
@@ -202,9 +206,7 @@ def test_reinstall_with_other_python_replaces_ours(settings: Path) -> None:
     assert PY_A not in text
     data = read(settings)
     for event, arg in EVENTS.items():
-        assert [h["command"] for h in ours(data["hooks"][event])] == [
-            f"{PY_B} -m claude_memoir.hook {arg}"
-        ]
+        assert [h["command"] for h in ours(data["hooks"][event])] == [hook_command(arg, PY_B)]
     assert data["hooks"]["PostToolUse"][0] == {"matcher": "Bash", "hooks": [USER_BASH_HOOK]}
     assert data["hooks"]["Stop"][0] == {"hooks": [USER_STOP_HOOK]}
     assert len(data["hooks"]["Stop"]) == 2
@@ -475,14 +477,44 @@ def test_settings_path_rejects_unknown_scope() -> None:
 def test_hook_command_quotes_interpreter_with_space() -> None:
     command = hook_command("stop", "/Users/Jane Doe/venv/bin/python")
 
-    assert command == "'/Users/Jane Doe/venv/bin/python' -m claude_memoir.hook stop"
-    assert shlex.split(command) == [
-        "/Users/Jane Doe/venv/bin/python",
-        "-m",
-        "claude_memoir.hook",
-        "stop",
-    ]
+    argv = shlex.split(command)
+    assert argv[:4] == ["/Users/Jane Doe/venv/bin/python", "-I", "-S", "-c"]
+    assert argv[5] == "stop" and len(argv) == 6
+    assert "from claude_memoir.hook import main" in argv[4]
     assert is_ours({"type": "command", "command": command})
+
+
+def test_hook_command_runs_the_hook_without_site(tmp_path: Path) -> None:
+    """The installed command, run by a shell as Claude Code does, records the event:
+    -I -S drop site-packages and PYTHONPATH, so the package must be found
+    through the directory the command names, and nothing else."""
+    home = tmp_path / "memoir"
+    payload = {"session_id": "3f2a9c1e-0b7d-4e55-9a10-000000000001", "prompt": "hello",
+               "cwd": str(tmp_path), "hook_event_name": "UserPromptSubmit"}
+    env = {**os.environ, "MEMOIR_HOME": str(home), "PYTHONPATH": "/nonexistent",
+           "MEMOIR_IDLE_TIMEOUT": "5"}
+    done = subprocess.run(["/bin/sh", "-c", hook_command("user-prompt-submit")],
+                          input=json.dumps(payload), capture_output=True, text=True,
+                          env=env, timeout=30)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {}
+        conn = sqlite3.connect(home / "memoir.db")
+        assert conn.execute("SELECT text FROM prompts").fetchall() == [("hello",)]
+        conn.close()
+    finally:
+        kill_workers(home)
+
+
+def test_legacy_module_form_is_ours_and_replaced(settings: Path) -> None:
+    """Settings written by an earlier version (``python -m claude_memoir.hook``) upgrade."""
+    legacy = {"type": "command", "command": f"{PY_A} -m claude_memoir.hook stop", "timeout": 10}
+    assert is_ours(legacy)
+    write(settings, {"hooks": {"Stop": [{"hooks": [legacy]}]}})
+
+    install(settings, python=PY_A)
+
+    assert ours(read(settings)["hooks"]["Stop"]) == [our_hook(PY_A, "stop")]
 
 
 def test_hook_command_keeps_venv_symlink(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -494,7 +526,8 @@ def test_hook_command_keeps_venv_symlink(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
     command = hook_command("session-start")
 
-    assert shlex.split(command) == [str(venv_python), "-m", "claude_memoir.hook", "session-start"]
+    argv = shlex.split(command)
+    assert argv[0] == str(venv_python) and argv[-1] == "session-start"
 
 
 def test_hook_command_without_interpreter_raises(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,9 @@ from typing import Iterator
 
 import pytest
 
-from claude_memoir import launch
+from claude_memoir import cleanup, launch
 from claude_memoir.paths import ensure_private_dir, socket_path
+from conftest import wait_for
 
 SID = "0a0a0a0a-1111-2222-3333-444444444444"
 
@@ -20,7 +21,7 @@ SID = "0a0a0a0a-1111-2222-3333-444444444444"
 @pytest.fixture
 def server(memoir_home: Path) -> Iterator[tuple[socket.socket, list[dict]]]:
     """A listening socket at the session's path; the test decides how it answers."""
-    path = socket_path(memoir_home, SID)
+    path = Path(socket_path(memoir_home, SID))
     ensure_private_dir(path.parent)
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(path))
@@ -67,12 +68,67 @@ def test_refused_request(server: tuple[socket.socket, list[dict]], memoir_home: 
     assert len(received) == 1  # an answer, even a refusal, is not retried
 
 
-def test_silent_worker_is_retried_with_bounded_backoff(
+def test_silent_worker_gets_one_wait_then_a_reaper(
         server: tuple[socket.socket, list[dict]], memoir_home: Path) -> None:
-    # Connections are accepted by the kernel (listen backlog) but never answered.
+    # Connections are accepted by the kernel (listen backlog) but never answered:
+    # a hung worker. Retrying it would only hold up the user's tool call.
     started = time.monotonic()
-    outcome = launch.notify(memoir_home, SID, {"type": "wake"})
+    outcome = launch.notify(memoir_home, SID, {"type": "wake"}, timeout=0.25)
     elapsed = time.monotonic() - started
     assert outcome == "unanswered"
-    # 4 attempts x 0.25 s + sleeps 0.1 + 0.2 + 0.4 = 1.7 s; well under 2.5 s.
-    assert 1.6 <= elapsed < 2.5
+    assert 0.25 <= elapsed < 0.6
+    # The reaper pings with real patience (2 x 1 s), finds no worker of ours
+    # to end (no pid file), removes the dead socket and says so in the log.
+    log = memoir_home / "logs" / "memoir.log"
+    wait_for(lambda: log.exists() and "did not answer for 2.0s" in log.read_text(),
+             timeout=15, message="the reaper's verdict in the log")
+    assert not Path(socket_path(memoir_home, SID)).exists()
+
+
+def test_transient_errors_are_retried_with_bounded_backoff(
+        server: tuple[socket.socket, list[dict]], memoir_home: Path) -> None:
+    # A worker that closes without answering (e.g. shutting down): retried
+    # 4 times with 0.1 + 0.2 + 0.4 s of backoff in between, then a reaper.
+    sock, _ = server
+    connections: list[float] = []
+
+    def close_at_once() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            connections.append(time.monotonic())
+            conn.close()
+
+    threading.Thread(target=close_at_once, daemon=True).start()
+    started = time.monotonic()
+    assert launch.notify(memoir_home, SID, {"type": "wake"}) == "unanswered"
+    elapsed = time.monotonic() - started
+    assert len(connections) == 4
+    gaps = [b - a for a, b in zip(connections, connections[1:])]
+    assert [round(g, 1) for g in gaps] == [0.1, 0.2, 0.4], gaps
+    assert 0.7 <= elapsed < 1.5
+
+
+def test_reaper_leaves_a_live_worker_alone(memoir_home: Path,
+                                           server: tuple[socket.socket, list[dict]]) -> None:
+    sock, received = server
+    _answer(sock, received, {"ok": True, "type": "ping"})
+    assert cleanup.end_unresponsive(memoir_home, SID, wait=0.5) == "answered"
+    assert Path(socket_path(memoir_home, SID)).exists()
+
+
+def test_only_one_reaper_per_session(memoir_home: Path,
+                                     server: tuple[socket.socket, list[dict]]) -> None:
+    """A second reaper (hooks of a burst all saw the same silence) leaves at once."""
+    outcome: list[str] = []
+    first = threading.Thread(
+        target=lambda: outcome.append(cleanup.end_unresponsive(memoir_home, SID, wait=0.5)))
+    first.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert cleanup.end_unresponsive(memoir_home, SID, wait=0.5) == "busy"
+    assert time.monotonic() - started < 0.1
+    first.join(5)
+    assert outcome == ["ended"]

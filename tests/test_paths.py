@@ -94,20 +94,20 @@ def test_validate_session_id_error_message_is_bounded() -> None:
 
 
 def test_layout_under_home(memoir_home: Path) -> None:
-    assert db_path(memoir_home) == memoir_home / "memoir.db"
-    assert log_dir(memoir_home) == memoir_home / "logs"
-    assert run_dir(memoir_home) == memoir_home / "run"
-    assert agent_dir(memoir_home) == memoir_home / "agent"
+    assert Path(db_path(memoir_home)) == memoir_home / "memoir.db"
+    assert Path(log_dir(memoir_home)) == memoir_home / "logs"
+    assert Path(run_dir(memoir_home)) == memoir_home / "run"
+    assert Path(agent_dir(memoir_home)) == memoir_home / "agent"
 
 
 @pytest.mark.parametrize("sid", REAL_IDS)
 def test_run_file_names_hide_session_id(memoir_home: Path, sid: str) -> None:
-    paths = [socket_path(memoir_home, sid), pid_path(memoir_home, sid),
-             lock_path(memoir_home, sid)]
+    paths = [Path(socket_path(memoir_home, sid)), Path(pid_path(memoir_home, sid)),
+             Path(lock_path(memoir_home, sid))]
     for p in paths:
         assert sid not in str(p)
         assert sid[:8] not in p.name
-        assert p.parent == run_dir(memoir_home)
+        assert p.parent == Path(run_dir(memoir_home))
     assert [p.suffix for p in paths] == [".sock", ".pid", ".lock"]
     assert len({p.stem for p in paths}) == 1  # the same short name for one session
     assert len({str(p) for p in paths}) == 3
@@ -115,19 +115,19 @@ def test_run_file_names_hide_session_id(memoir_home: Path, sid: str) -> None:
 
 def test_names_stable_and_distinct(memoir_home: Path) -> None:
     a, b = REAL_IDS[0], REAL_IDS[1]
-    assert socket_path(memoir_home, a) == socket_path(memoir_home, a)
-    assert pid_path(memoir_home, a) == pid_path(memoir_home, a)
-    assert socket_path(memoir_home, a) != socket_path(memoir_home, b)
-    assert pid_path(memoir_home, a) != pid_path(memoir_home, b)
-    assert lock_path(memoir_home, a) != lock_path(memoir_home, b)
+    assert Path(socket_path(memoir_home, a)) == Path(socket_path(memoir_home, a))
+    assert Path(pid_path(memoir_home, a)) == Path(pid_path(memoir_home, a))
+    assert Path(socket_path(memoir_home, a)) != Path(socket_path(memoir_home, b))
+    assert Path(pid_path(memoir_home, a)) != Path(pid_path(memoir_home, b))
+    assert Path(lock_path(memoir_home, a)) != Path(lock_path(memoir_home, b))
     # Many ids, no collisions.
     ids = [str(uuid.uuid4()) for _ in range(500)]
-    assert len({socket_path(memoir_home, i) for i in ids}) == 500
+    assert len({Path(socket_path(memoir_home, i)) for i in ids}) == 500
 
 
 def test_short_home_socket_lives_in_run_dir(memoir_home: Path) -> None:
-    path = socket_path(memoir_home, REAL_IDS[0])
-    assert path.parent == run_dir(memoir_home)
+    path = Path(socket_path(memoir_home, REAL_IDS[0]))
+    assert path.parent == Path(run_dir(memoir_home))
     assert len(os.fsencode(str(path))) <= 100
 
 
@@ -144,26 +144,26 @@ def test_socket_path_bounded_for_deep_home(tmp_path: Path, monkeypatch: pytest.M
     assert len(str(home)) >= 300
     monkeypatch.setenv("MEMOIR_HOME", str(home))
     sid = REAL_IDS[0]
-    path = socket_path(home, sid)
+    path = Path(socket_path(home, sid))
     assert len(os.fsencode(str(path))) <= 100
     assert home not in path.parents  # outside the (too deep) home
     assert sid not in str(path)
     assert str(os.getuid()) in path.parent.name  # a per-user directory
     assert path.parent != Path("/tmp")  # never directly in the shared temp dir
     # Stable for one id, distinct for another.
-    assert socket_path(home, sid) == path
-    other = socket_path(home, REAL_IDS[1])
+    assert Path(socket_path(home, sid)) == path
+    other = Path(socket_path(home, REAL_IDS[1]))
     assert other != path
     assert other.parent == path.parent
     # Another deep home gets another directory (two installs never share sockets).
     home2 = _deep_home(tmp_path / "second")
-    assert socket_path(home2, sid).parent != path.parent
+    assert Path(socket_path(home2, sid)).parent != path.parent
 
 
 def test_socket_path_fallback_honours_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     short_tmp = Path("/tmp") / f"mt{os.getpid()}"
     monkeypatch.setenv("TMPDIR", str(short_tmp))
-    path = socket_path(_deep_home(tmp_path), REAL_IDS[0])
+    path = Path(socket_path(_deep_home(tmp_path), REAL_IDS[0]))
     assert short_tmp in path.parents
     assert len(os.fsencode(str(path))) <= 100
 
@@ -172,7 +172,7 @@ def test_socket_path_bounded_when_tmpdir_is_also_deep(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TMPDIR", str(_deep_home(tmp_path / "tmpdir", 200)))
     home = _deep_home(tmp_path)
-    path = socket_path(home, REAL_IDS[0])
+    path = Path(socket_path(home, REAL_IDS[0]))
     assert len(os.fsencode(str(path))) <= 100
     assert home not in path.parents
 
@@ -181,11 +181,11 @@ def test_socket_dir_can_be_made_private(tmp_path: Path, monkeypatch: pytest.Monk
     """The fallback directory the worker creates with ensure_private_dir is 0700."""
     base = Path("/tmp") / f"memoir-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     monkeypatch.setenv("TMPDIR", str(base))
-    path = socket_path(_deep_home(tmp_path), REAL_IDS[0])
+    path = Path(socket_path(_deep_home(tmp_path), REAL_IDS[0]))
     old = os.umask(0o000)
     try:
         made = ensure_private_dir(path.parent)
-        assert made == path.parent
+        assert made == str(path.parent)
         assert mode(path.parent) == 0o700
         assert path.parent.stat().st_uid == os.getuid()
     finally:
@@ -205,7 +205,7 @@ def test_ensure_private_dir_creates_0700_under_permissive_umask(tmp_path: Path) 
     target = tmp_path / "fresh"
     old = os.umask(0o000)
     try:
-        assert ensure_private_dir(target) == target
+        assert ensure_private_dir(target) == str(target)
     finally:
         os.umask(old)
     assert target.is_dir()

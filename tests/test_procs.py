@@ -178,7 +178,7 @@ def test_our_worker_accepts_only_the_real_worker(memoir_home: Path, spawned: Spa
 
     # Nothing was signalled along the way.
     assert alive(worker.pid) and alive(sleeper.pid)
-    ipc.request(socket_path(memoir_home, SID), {"type": "ping"}, timeout=2)
+    ipc.request(Path(socket_path(memoir_home, SID)), {"type": "ping"}, timeout=2)
 
 
 # -- end_process_group -----------------------------------------------------------
@@ -295,7 +295,7 @@ def test_end_worker_ends_a_stopped_worker_and_its_listed_agent_only(
         memoir_home: Path, spawned: Spawned) -> None:
     seed(memoir_home)
     worker, record = start_worker(spawned, memoir_home, SID)
-    agents = agent_dir(memoir_home)
+    agents = Path(agent_dir(memoir_home))
     agents.mkdir(mode=0o700)
     # An agent of ours that left the worker's group, and an innocent process;
     # both are named in the pid file (as a corrupt or stale file could).
@@ -303,7 +303,7 @@ def test_end_worker_ends_a_stopped_worker_and_its_listed_agent_only(
     innocent = start_sleeper(spawned)
     wait_started(agent.pid)
     wait_started(innocent.pid)
-    procs.write_pid_file(pid_path(memoir_home, SID),
+    procs.write_pid_file(Path(pid_path(memoir_home, SID)),
                          dataclasses.replace(record, agent_pids=(agent.pid, innocent.pid)))
     os.kill(worker.pid, signal.SIGSTOP)
 
@@ -323,7 +323,7 @@ def test_end_worker_leaves_someone_else_alone(memoir_home: Path, spawned: Spawne
     sleeper = start_sleeper(spawned)
     wait_started(sleeper.pid)
     record = PidRecord(sleeper.pid, psutil.Process(sleeper.pid).create_time(), SID)
-    procs.write_pid_file(pid_path(memoir_home, SID), record)
+    procs.write_pid_file(Path(pid_path(memoir_home, SID)), record)
     assert procs.end_worker(memoir_home, SID) is None
     time.sleep(0.4)  # longer than the SIGTERM grace
     assert alive(sleeper.pid)
@@ -331,27 +331,27 @@ def test_end_worker_leaves_someone_else_alone(memoir_home: Path, spawned: Spawne
 
     # A pid file naming this test's own process.
     me = PidRecord(os.getpid(), psutil.Process().create_time(), SID)
-    procs.write_pid_file(pid_path(memoir_home, SID), me)
+    procs.write_pid_file(Path(pid_path(memoir_home, SID)), me)
     assert procs.end_worker(memoir_home, SID) is None
 
     # A real worker of another session, named in this session's pid file.
     seed(memoir_home, OTHER_SID)
     other, other_record = start_worker(spawned, memoir_home, OTHER_SID)
-    procs.write_pid_file(pid_path(memoir_home, SID),
+    procs.write_pid_file(Path(pid_path(memoir_home, SID)),
                          dataclasses.replace(other_record, session_id=SID))
     assert procs.end_worker(memoir_home, SID) is None
     time.sleep(0.4)
     assert alive(other.pid)
-    ipc.request(socket_path(memoir_home, OTHER_SID), {"type": "ping"}, timeout=2)
+    ipc.request(Path(socket_path(memoir_home, OTHER_SID)), {"type": "ping"}, timeout=2)
 
     # Garbage in the pid file.
-    pid_path(memoir_home, SID).write_text('{"pid": ')
+    Path(pid_path(memoir_home, SID)).write_text('{"pid": ')
     assert procs.end_worker(memoir_home, SID) is None
 
 
 def test_end_worker_with_a_corrupt_negative_pid_is_none(memoir_home: Path) -> None:
     (memoir_home / "run").mkdir(parents=True)
-    pid_path(memoir_home, SID).write_text(json.dumps(
+    Path(pid_path(memoir_home, SID)).write_text(json.dumps(
         {"pid": -1, "create_time": 0.0, "session_id": SID, "agent_pids": []}))
     assert procs.end_worker(memoir_home, SID) is None
 
@@ -361,7 +361,7 @@ def test_end_worker_with_a_corrupt_negative_pid_is_none(memoir_home: Path) -> No
 
 def test_orphaned_agents_only_ours_and_only_orphans(memoir_home: Path, spawned: Spawned,
                                                     tmp_path: Path) -> None:
-    agents = agent_dir(memoir_home)
+    agents = Path(agent_dir(memoir_home))
     agents.mkdir(parents=True, mode=0o700)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -401,17 +401,17 @@ def test_orphaned_agents_excludes_the_agent_of_a_live_worker(
     worker, _ = start_worker(spawned, memoir_home, SID, env=api_env(mock_api, tmp_path))
 
     def agent_pids() -> tuple[int, ...]:
-        record = procs.read_pid_file(pid_path(memoir_home, SID))
+        record = procs.read_pid_file(Path(pid_path(memoir_home, SID)))
         return record.agent_pids if record else ()
 
     (agent_pid,) = wait_for(agent_pids, timeout=60, message="the worker's agent to start")
     agent = psutil.Process(agent_pid)
     assert agent.ppid() == worker.pid
     assert agent.environ().get("MEMOIR_WORKER") == "1"
-    assert os.path.realpath(agent.cwd()) == os.path.realpath(agent_dir(memoir_home))
+    assert os.path.realpath(agent.cwd()) == os.path.realpath(Path(agent_dir(memoir_home)))
 
     # A stand-in orphan next to it is listed; the live worker's agent is not.
-    orphan = start_sleeper(spawned, cwd=agent_dir(memoir_home), env={"MEMOIR_WORKER": "1"})
+    orphan = start_sleeper(spawned, cwd=Path(agent_dir(memoir_home)), env={"MEMOIR_WORKER": "1"})
     wait_started(orphan.pid)
     assert [p.pid for p in procs.orphaned_agents(memoir_home)] == [orphan.pid]
 

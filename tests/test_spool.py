@@ -15,7 +15,7 @@ def test_write_is_private_and_replay_keeps_order(memoir_home: Path) -> None:
     files = spool.pending(memoir_home)
     assert len(files) == 5
     assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
-    assert stat.S_IMODE(spool.spool_dir(memoir_home).stat().st_mode) == 0o700
+    assert stat.S_IMODE(Path(spool.spool_dir(memoir_home)).stat().st_mode) == 0o700
     seen: list[int] = []
 
     def record(event: str, payload: dict) -> str:
@@ -41,7 +41,7 @@ def test_busy_pauses_replay_and_keeps_the_rest(memoir_home: Path) -> None:
 
 def test_invalid_and_unreadable_files_do_not_block_the_spool(memoir_home: Path) -> None:
     spool.write(memoir_home, "stop", {"n": 0})
-    bad = spool.spool_dir(memoir_home) / "00000000000000000001-1.json"
+    bad = Path(spool.spool_dir(memoir_home)) / "00000000000000000001-1.json"
     bad.write_text("{not json")
     spool.write(memoir_home, "stop", {"n": 2})
     recorded: list[int] = []

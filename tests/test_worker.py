@@ -57,7 +57,7 @@ def _add_events(home: Path, start: int, count: int) -> None:
 
 async def _request(home: Path, message: dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:
     return dict(await asyncio.to_thread(
-        ipc.request, socket_path(home, SID), message, timeout))  # type: ignore[arg-type]
+        ipc.request, Path(socket_path(home, SID)), message, timeout))  # type: ignore[arg-type]
 
 
 async def _until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -80,7 +80,7 @@ def _run_worker(home: Path, factory: FakeAgentFactory,
 
     async def main() -> None:
         task = asyncio.create_task(worker.run())
-        await _until(lambda: socket_path(home, SID).exists() or task.done())
+        await _until(lambda: Path(socket_path(home, SID)).exists() or task.done())
         try:
             await scenario(worker)
         finally:
@@ -114,7 +114,7 @@ def test_ping_reports_state_and_bad_requests_get_error_acks(memoir_home: Path) -
         acks["unknown"] = await _request(memoir_home, {"type": "rm -rf"})
         acks["finalize"] = await _request(memoir_home, {"type": "finalize", "prompt_number": "x"})
         for raw in (b"not json\n", b"[1,2]\n", b"x" * (ipc.MAX_MESSAGE + 10) + b"\n"):
-            answer = await asyncio.to_thread(_send_raw, socket_path(memoir_home, SID), raw)
+            answer = await asyncio.to_thread(_send_raw, Path(socket_path(memoir_home, SID)), raw)
             acks.setdefault("raw", []).append(answer)
         acks["after"] = await _request(memoir_home, {"type": "ping"})
 
@@ -136,10 +136,10 @@ def test_socket_is_private_and_removed_on_exit(memoir_home: Path) -> None:
     modes: dict[str, int] = {}
 
     async def scenario(worker: Worker) -> None:
-        modes["sock"] = stat.S_IMODE(os.stat(socket_path(memoir_home, SID)).st_mode)
+        modes["sock"] = stat.S_IMODE(os.stat(Path(socket_path(memoir_home, SID))).st_mode)
         modes["run"] = stat.S_IMODE(os.stat(memoir_home / "run").st_mode)
-        modes["pid"] = stat.S_IMODE(os.stat(pid_path(memoir_home, SID)).st_mode)
-        record = json.loads(pid_path(memoir_home, SID).read_text())
+        modes["pid"] = stat.S_IMODE(os.stat(Path(pid_path(memoir_home, SID))).st_mode)
+        record = json.loads(Path(pid_path(memoir_home, SID)).read_text())
         assert record["session_id"] == SID and record["create_time"] > 0
         modes["pid_value"] = record["pid"]
 
@@ -149,8 +149,8 @@ def test_socket_is_private_and_removed_on_exit(memoir_home: Path) -> None:
     finally:
         os.umask(old)
     assert modes == {"sock": 0o600, "run": 0o700, "pid": 0o600, "pid_value": os.getpid()}
-    assert not socket_path(memoir_home, SID).exists()
-    assert not pid_path(memoir_home, SID).exists()
+    assert not Path(socket_path(memoir_home, SID)).exists()
+    assert not Path(pid_path(memoir_home, SID)).exists()
     row = db(memoir_home).execute("SELECT worker_pid FROM sessions").fetchone()
     assert row["worker_pid"] is None
 
@@ -355,7 +355,7 @@ def test_idle_watchdog_alone_ends_worker(memoir_home: Path, monkeypatch: pytest.
     assert worker.stop_reason == "idle"
     assert 1 <= time.monotonic() - started < 5
     assert _count(memoir_home, "SELECT COUNT(*) FROM summaries") == 1
-    assert not socket_path(memoir_home, SID).exists()
+    assert not Path(socket_path(memoir_home, SID)).exists()
 
 
 def test_stale_socket_is_removed_and_live_one_refuses(memoir_home: Path, tmp_path: Path) -> None:
@@ -427,7 +427,7 @@ def test_racing_spawns_leave_exactly_one_worker(memoir_home: Path) -> None:
         survivors = [p for p in procs if p.poll() is None]
         assert len(survivors) == 1
         assert all(p.returncode == 0 for p in procs if p.poll() is not None)
-        ack = ipc.request(socket_path(memoir_home, SID), {"type": "ping"}, timeout=2)
+        ack = ipc.request(Path(socket_path(memoir_home, SID)), {"type": "ping"}, timeout=2)
         assert ack["state"]["pid"] == survivors[0].pid
         row = db(memoir_home).execute("SELECT worker_pid FROM sessions").fetchone()
         assert row["worker_pid"] == survivors[0].pid
@@ -439,7 +439,7 @@ def test_racing_spawns_leave_exactly_one_worker(memoir_home: Path) -> None:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    assert not socket_path(memoir_home, SID).exists()
+    assert not Path(socket_path(memoir_home, SID)).exists()
     assert _count(memoir_home, "SELECT COUNT(*) FROM sessions WHERE status='completed'") == 1
 
 
@@ -447,19 +447,19 @@ def test_worker_killed_leaves_stale_socket_next_one_starts(memoir_home: Path) ->
     _seed(memoir_home)
     first = _spawn()
     try:
-        wait_for(lambda: socket_path(memoir_home, SID).exists(), timeout=10,
+        wait_for(lambda: Path(socket_path(memoir_home, SID)).exists(), timeout=10,
                  message="worker to listen")
         first.kill()  # SIGKILL: no cleanup runs
         first.wait(timeout=5)
-        assert socket_path(memoir_home, SID).exists()  # stale socket left behind
+        assert Path(socket_path(memoir_home, SID)).exists()  # stale socket left behind
         with pytest.raises(IPCError):
-            ipc.request(socket_path(memoir_home, SID), {"type": "ping"}, timeout=1)
+            ipc.request(Path(socket_path(memoir_home, SID)), {"type": "ping"}, timeout=1)
         second = _spawn()
         try:
             ack = wait_for(lambda: _try_ping(memoir_home), timeout=10,
                            message="second worker to answer")
             assert ack["state"]["pid"] == second.pid
-            assert lock_path(memoir_home, SID).exists()
+            assert Path(lock_path(memoir_home, SID)).exists()
         finally:
             second.terminate()
             second.wait(timeout=15)
@@ -471,7 +471,7 @@ def test_worker_killed_leaves_stale_socket_next_one_starts(memoir_home: Path) ->
 
 def _try_ping(home: Path) -> dict[str, Any] | None:
     try:
-        return dict(ipc.request(socket_path(home, SID), {"type": "ping"}, timeout=1))
+        return dict(ipc.request(Path(socket_path(home, SID)), {"type": "ping"}, timeout=1))
     except IPCError:
         return None
 
@@ -499,7 +499,7 @@ def test_connections_from_another_user_are_refused(memoir_home: Path) -> None:
               "print(repr(s.recv(4096)))\n")
 
     async def scenario(worker: Worker) -> None:
-        path = socket_path(memoir_home, SID)
+        path = Path(socket_path(memoir_home, SID))
         # Loosen the file permissions on purpose (traverse on every ancestor,
         # a world-writable socket), so that only the worker's SO_PEERCRED
         # check stands between another user and the socket.

@@ -13,19 +13,24 @@ machine that slept through its watchdogs, a kill -9 of everything):
 
 Lock files are left alone on purpose: unlinking one that a starting worker has
 just opened could let two workers run for one session.
+
+``python -m claude_memoir.cleanup SESSION`` is the reaper a hook starts when a
+worker accepted its message but did not answer in time (:func:`end_unresponsive`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TypedDict
 
 from . import ipc
 from .errors import InvalidInput, IPCError
-from .paths import run_dir, socket_path
+from .paths import run_dir, socket_path, validate_session_id
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,101 @@ def _answers(path: Path) -> bool:
         return False
 
 
+# Seconds the reaper waits for a ping before it calls a worker hung: far more
+# than a live worker needs (~1 ms, ~10 ms on a loaded machine), and more than
+# any hook could wait.
+REAPER_WAIT = 1.0
+
+
+def end_unresponsive(home: str | os.PathLike[str], session_id: str,
+                     wait: float = REAPER_WAIT) -> str:
+    """End the session's worker if it does not answer a ping within ``wait`` s, twice.
+
+    Returns ``answered`` (alive, left alone), ``busy`` (another reaper is at
+    it), ``absent`` (no worker listens) or ``ended``. A worker is ended only if
+    provably ours (pid file, create time, command line, uid); then its socket
+    is removed, a session whose end was requested is marked failed
+    (``worker-unresponsive``), and a fresh worker is started if work is left,
+    so nothing pending is dropped.
+    """
+    import fcntl
+
+    from . import launch, procs
+    from .paths import ensure_private_dir
+
+    session_id = validate_session_id(session_id)
+    sock = socket_path(home, session_id)
+    if not os.path.exists(sock):
+        return "absent"  # gone meanwhile: nothing to check, and no file to leave behind
+    ensure_private_dir(run_dir(home))
+    lock_file = os.path.join(run_dir(home), f"{Path(sock).stem}.reap")
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    locked = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except OSError:
+            return "busy"
+        for _ in range(2):
+            try:
+                if ipc.request(sock, {"type": "ping"}, timeout=wait).get("ok") is not None:
+                    return "answered"
+            except IPCError as e:
+                if e.reason in {"absent", "refused"}:
+                    return "absent"
+        ended = procs.end_worker(home, session_id)
+        try:
+            os.unlink(sock)
+        except FileNotFoundError:
+            pass
+        with Store.open(home) as store:
+            session = store.get_session(session_id)
+            has_work = False
+            if session is not None:
+                if session.end_requested_at:
+                    store.set_status(session.id, "failed", "worker-unresponsive")
+                store.set_worker(session.id, None, None)
+                # Pending events or summaries, or a session still going on
+                # (its next events need a worker anyway).
+                has_work = bool(store.count_pending(session.id)
+                                or store.prompts_to_summarize(session.id, include_open=True)
+                                or not session.end_requested_at)
+        log.warning("session %s: worker did not answer for %.1fs; ended pid %s%s", session_id,
+                    2 * wait, ended, ", session marked failed" if session is not None
+                    and session.end_requested_at else "")
+        if has_work:
+            launch.spawn_worker(home, session_id)
+        return "ended"
+    finally:
+        if locked:
+            # Removed while still held: a reaper that opened it meanwhile fails
+            # its flock and leaves, so at worst two reapers overlap, harmlessly.
+            try:
+                os.unlink(lock_file)
+            except FileNotFoundError:
+                pass
+        os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the reaper: ``python -m claude_memoir.cleanup SESSION``."""
+    from .config import load_settings
+    from .log import setup_logging
+
+    args = sys.argv[1:] if argv is None else argv
+    settings = load_settings()
+    setup_logging(settings.home, settings.log_level)
+    os.chdir(settings.home)  # started by posix_spawn in the hook's cwd; hold no project dir
+    try:
+        outcome = end_unresponsive(settings.home, args[0] if args else "")
+    except Exception:  # a process edge: log with the reason, never a traceback on a tty
+        log.exception("reaper for session %r failed", (args or [""])[0][:80])
+        return 1
+    log.info("reaper for session %s: %s", args[0], outcome)
+    return 0
+
+
 def _remove(path: Path, dry_run: bool) -> bool:
     if dry_run:
         return True
@@ -93,7 +193,7 @@ def cleanup(home: Path, max_age: float, *, dry_run: bool = False) -> CleanupRepo
         "pid_files_removed": [], "live_workers": [],
     }
     live_sessions: set[str] = set()
-    run = run_dir(home)
+    run = Path(run_dir(home))
     for pid_file in sorted(run.glob("*.pid")) if run.exists() else []:
         record = procs.read_pid_file(pid_file)
         proc = procs.our_worker(record) if record else None
@@ -101,7 +201,7 @@ def cleanup(home: Path, max_age: float, *, dry_run: bool = False) -> CleanupRepo
             if _remove(pid_file, dry_run):
                 report["pid_files_removed"].append(str(pid_file))
             continue
-        sock = socket_path(home, record.session_id)
+        sock = Path(socket_path(home, record.session_id))
         if _answers(sock):
             live_sessions.add(record.session_id)
             report["live_workers"].append(record.pid)
@@ -120,7 +220,7 @@ def cleanup(home: Path, max_age: float, *, dry_run: bool = False) -> CleanupRepo
     with Store.open(home) as store:
         sessions = store.session_stats()
     for stats in sessions:
-        socket_dirs.add(socket_path(home, stats.session.claude_session_id).parent)
+        socket_dirs.add(Path(socket_path(home, stats.session.claude_session_id)).parent)
     for directory in socket_dirs:
         for sock in sorted(directory.glob("*.sock")) if directory.exists() else []:
             if str(sock) in report["sockets_removed"] or ipc.listening(sock):
@@ -145,3 +245,7 @@ def cleanup(home: Path, max_age: float, *, dry_run: bool = False) -> CleanupRepo
                 store.set_worker(s.id, None, None)
             report["sessions_failed"].append(s.claude_session_id)
     return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,7 +21,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,10 +39,13 @@ def _print_json(value: Any) -> None:
 
 def cmd_install(args: argparse.Namespace) -> int:
     """Merge our hooks into the chosen settings.json."""
-    from .install import install, settings_path
+    from .install import install, precompile, settings_path
 
     path = settings_path(args.scope)
     result = install(path)
+    if not precompile():
+        print("note: could not write the package's bytecode; hooks will compile it each "
+              "run (slower)", file=sys.stderr)
     if result.changed:
         print(f"claude-memoir hooks installed in {result.path}")
         if result.backup:
@@ -140,8 +142,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"memoir: no session {session_id}", file=sys.stderr)
             return 1
         info = _session_dict(stats[0])
-        summaries = [asdict(s) for s in store.summaries_for_session(stats[0].session.id)]
-        observations = [asdict(o) for o in store.observations_for_session(stats[0].session.id)]
+        summaries = [s._asdict() for s in store.summaries_for_session(stats[0].session.id)]
+        observations = [o._asdict() for o in store.observations_for_session(stats[0].session.id)]
     if args.json:
         _print_json({**info, "summaries": summaries, "observations": observations})
         return 0

@@ -11,17 +11,21 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, fields
-from pathlib import Path
+
+from .record import Record
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every tunable of claude-memoir with its default."""
+class Settings(Record):
+    """Every tunable of claude-memoir with its default.
 
-    home: Path
+    A ``Record``, not a dataclass, and ``home`` a ``str``, not a ``Path``:
+    every hook loads the settings, and ``dataclasses`` and ``pathlib`` would
+    cost it ~10 ms of imports on every tool call.
+    """
+
+    home: str
     model: str = DEFAULT_MODEL
     # Context injected at SessionStart: at most this many characters in all.
     context_budget: int = 6000
@@ -70,12 +74,12 @@ _ENV = {
 }
 
 
-def memoir_home() -> Path:
-    """Return the data directory: ``$MEMOIR_HOME`` or ``~/.claude-memoir``."""
+def memoir_home() -> str:
+    """Return the data directory: ``$MEMOIR_HOME`` or ``~/.claude-memoir`` (absolute)."""
     raw = os.environ.get("MEMOIR_HOME")
     if raw:
-        return Path(raw).expanduser().absolute()
-    return Path.home() / ".claude-memoir"
+        return os.path.abspath(os.path.expanduser(raw))
+    return os.path.join(os.path.expanduser("~"), ".claude-memoir")
 
 
 def _coerce(name: str, default: object, value: object) -> object:
@@ -121,11 +125,11 @@ def load_settings() -> Settings:
     home = memoir_home()
     defaults = Settings(home=home)
     values: dict[str, object] = {}
-    by_name = {f.name: getattr(defaults, f.name) for f in fields(Settings)}
+    by_name = defaults._asdict()
 
     file_values: dict[str, object] = {}
     try:
-        with open(home / "settings.json", encoding="utf-8") as fh:
+        with open(os.path.join(home, "settings.json"), encoding="utf-8") as fh:
             loaded = json.load(fh)
         if isinstance(loaded, dict):
             file_values = loaded

@@ -8,7 +8,6 @@ summaries first, whole ones only, then observation titles while room is left.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .config import Settings
 from .store import SessionRow, Store, SummaryRow
@@ -62,7 +61,7 @@ def build_context(store: Store, settings: Settings, cwd: str | os.PathLike[str],
                                              exclude_session)
     if not summaries and not observations:
         return ""
-    header = _HEADER.format(project=Path(project).name or project)
+    header = _HEADER.format(project=os.path.basename(project.rstrip(os.sep)) or project)
     # The text is "\n".join(parts): each part costs its length plus one separator.
     parts = [header]
     used = len(header) + 1 + len(_FOOTER)

@@ -123,12 +123,13 @@ _PRIVATE_DIRS = ("home", "run", "logs", "agent", "spool")
 def check_permissions(home: Path, fix: bool = False) -> list[Finding]:
     """Data directory and run/ 0700, database, logs, sockets, pid files 0600, all ours."""
     findings = []
+    home = Path(home)
     targets: list[tuple[Path, int]] = [(home, 0o700)]
-    targets += [(d, 0o700) for d in (run_dir(home), log_dir(home), agent_dir(home),
-                                     home / "spool") if d.exists()]
+    targets += [(d, 0o700) for d in (Path(run_dir(home)), Path(log_dir(home)),
+                                     Path(agent_dir(home)), home / "spool") if d.exists()]
     for pattern in ("memoir.db", "memoir.db-wal", "memoir.db-shm", "memoir.db.corrupt-*"):
         targets += [(p, 0o600) for p in home.glob(pattern)]
-    for directory in (run_dir(home), log_dir(home), home / "spool"):
+    for directory in (Path(run_dir(home)), Path(log_dir(home)), home / "spool"):
         if directory.exists():
             targets += [(p, 0o600) for p in directory.iterdir()
                         if p.is_file() or p.is_socket()]
@@ -165,7 +166,7 @@ def check_database(home: Path, fix: bool = False) -> list[Finding]:
     """Full integrity check of memoir.db; reports quarantined copies."""
     from .store import quarantine, store_error
 
-    path = db_path(home)
+    path = Path(db_path(home))
     findings = []
     aside = sorted(home.glob("memoir.db.corrupt-*[0-9]"))
     if aside:
@@ -216,7 +217,8 @@ def check_runtime(home: Path) -> list[Finding]:
     findings = []
     from .ipc import listening
 
-    sockets = sorted(run_dir(home).glob("*.sock")) if run_dir(home).exists() else []
+    run = Path(run_dir(home))
+    sockets = sorted(run.glob("*.sock")) if run.exists() else []
     stale = [sock.name for sock in sockets if not listening(sock)]
     if stale:
         findings.append(Finding("runtime", "warn", f"{len(stale)} stale socket(s): "
@@ -281,7 +283,7 @@ def _live_agent(settings: Settings) -> Finding:
     from .errors import AgentError
 
     async def ask() -> str:
-        agent = SdkAgent(model=settings.model, cwd=agent_dir(settings.home))
+        agent = SdkAgent(model=settings.model, cwd=Path(agent_dir(settings.home)))
         await agent.start()
         try:
             return await agent.ask("Reply with the single word: ready", timeout=60)
@@ -299,7 +301,7 @@ def _live_agent(settings: Settings) -> Finding:
 def run_checks(settings: Settings, project_dir: Path, *, fix: bool = False,
                live: bool = False) -> list[Finding]:
     """Every check, in the order a user would fix things."""
-    home = settings.home
+    home = Path(settings.home)
     return (check_install(project_dir) + check_permissions(home, fix)
             + check_database(home, fix) + check_runtime(home) + check_agent(settings, live))
 

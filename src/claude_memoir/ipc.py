@@ -9,44 +9,45 @@ This module is imported by hooks: standard library only, and no asyncio here
 from __future__ import annotations
 
 import json
-import logging
+import os
 import socket
 import time
-from pathlib import Path
-from typing import Any, Literal, TypedDict
 
 from .errors import IPCError
-
-log = logging.getLogger(__name__)
 
 # A request is a few hundred bytes; the cap stops a confused or hostile peer
 # from making the worker buffer without bound.
 MAX_MESSAGE = 64 * 1024
 
-RequestType = Literal["ping", "wake", "finalize", "shutdown"]
 REQUEST_TYPES: frozenset[str] = frozenset({"ping", "wake", "finalize", "shutdown"})
 
+# The wire types, for type checkers only: hooks import this module on every
+# tool call, and ``typing`` alone costs them ~3 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypedDict
 
-class Request(TypedDict, total=False):
-    """A message to the worker. ``prompt_number`` only for ``finalize``.
+    RequestType = Literal["ping", "wake", "finalize", "shutdown"]
 
-    ``claude_pid`` is the Claude Code process the sending hook runs under; the
-    worker watches it and exits when it is gone.
-    """
+    class Request(TypedDict, total=False):
+        """A message to the worker. ``prompt_number`` only for ``finalize``.
 
-    type: RequestType
-    prompt_number: int
-    reason: str
-    claude_pid: int
+        ``claude_pid`` is the Claude Code process the sending hook runs under;
+        the worker watches it and exits when it is gone.
+        """
 
+        type: RequestType
+        prompt_number: int
+        reason: str
+        claude_pid: int
 
-class Ack(TypedDict, total=False):
-    """The worker's one-line answer."""
+    class Ack(TypedDict, total=False):
+        """The worker's one-line answer."""
 
-    ok: bool
-    type: str
-    error: str
-    state: dict[str, Any]
+        ok: bool
+        type: str
+        error: str
+        state: dict[str, Any]
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -70,7 +71,7 @@ def decode(line: bytes) -> dict[str, Any]:
     return value
 
 
-def listening(path: Path, timeout: float = 0.5) -> bool:
+def listening(path: str | os.PathLike[str], timeout: float = 0.5) -> bool:
     """True if a process accepts connections on the socket at ``path``.
 
     A connect test, not a request: it tells a live socket from one a killed
@@ -79,7 +80,7 @@ def listening(path: Path, timeout: float = 0.5) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(timeout)
     try:
-        probe.connect(str(path))
+        probe.connect(os.fspath(path))
         return True
     except OSError:
         return False
@@ -87,7 +88,7 @@ def listening(path: Path, timeout: float = 0.5) -> bool:
         probe.close()
 
 
-def request(path: Path, message: Request, timeout: float = 1.0) -> Ack:
+def request(path: str | os.PathLike[str], message: Request, timeout: float = 1.0) -> Ack:
     """Send one request and wait (at most ``timeout`` s) for its ack.
 
     Raises IPCError when there is no worker (no socket, refused), it does not
@@ -98,7 +99,7 @@ def request(path: Path, message: Request, timeout: float = 1.0) -> Ack:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
-        sock.connect(str(path))
+        sock.connect(os.fspath(path))
         sock.sendall(data)
         buf = b""
         while not buf.endswith(b"\n"):

@@ -8,18 +8,22 @@ pending when it starts. Standard library only (hooks import this).
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Literal
 
 from . import ipc
 from .errors import IPCError
+from .log import get_logger
 from .paths import ensure_private_dir, run_dir, socket_path
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs a hook ~3 ms of imports
+    from typing import Literal
+
+    Outcome = Literal["acked", "spawned", "absent", "refused", "unanswered"]
+
+log = get_logger(__name__)
 
 # Variables of the user's Claude Code session that must not leak into the
 # worker's agent: they would make the agent's CLI believe it is a child of the
@@ -56,39 +60,63 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def spawn_worker(home: Path, session_id: str) -> int | None:
+def _spawn_detached(argv: list[str], what: str) -> int | None:
+    """Start ``argv`` in a new process session with /dev/null stdio; return its pid.
+
+    New session and no inherited stdio: a child holding the hook's stdout open
+    makes Claude Code wait for it, and a child in the hook's process group
+    would get the signals meant for the hook. ``os.posix_spawn`` rather than
+    ``subprocess``: importing subprocess costs a hook ~6 ms, and the
+    descriptors Python opens are close-on-exec already. The child chdirs
+    itself (posix_spawn has no cwd).
+    """
+    env = worker_env()
+    try:
+        try:
+            actions = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+            pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
+        except (AttributeError, NotImplementedError):  # no posix_spawn setsid here
+            import subprocess
+
+            pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, close_fds=True,
+                                   start_new_session=True, env=env).pid
+    except OSError as e:
+        log.error("cannot spawn %s: %s", what, e)
+        return None
+    log.info("spawned %s: pid %d", what, pid)
+    return pid
+
+
+def spawn_worker(home: str | os.PathLike[str], session_id: str) -> int | None:
     """Start ``python -m claude_memoir.worker --session ID`` detached; return its pid.
 
-    New process session and no inherited stdio: a child holding the hook's
-    stdout open makes Claude Code wait for it. The worker's own lock decides
-    which of several racing spawns survives, so no check is needed here.
+    The worker's own lock decides which of several racing spawns survives, so
+    no check is needed here.
     """
-    import subprocess  # only on the (rare) spawn path: saves hooks ~3 ms
-
     ensure_private_dir(run_dir(home))
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "claude_memoir.worker", "--session", session_id],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-            start_new_session=True,
-            cwd=str(home),
-            env=worker_env(),
-        )
-    except OSError as e:
-        log.error("cannot spawn worker for session %s: %s", session_id, e)
-        return None
-    log.info("spawned worker pid %d for session %s", proc.pid, session_id)
-    return proc.pid
+    return _spawn_detached(
+        [sys.executable, "-m", "claude_memoir.worker", "--session", session_id],
+        f"worker for session {session_id}")
 
 
-Outcome = Literal["acked", "spawned", "absent", "refused", "unanswered"]
+def spawn_reaper(home: str | os.PathLike[str], session_id: str) -> int | None:
+    """Start ``python -m claude_memoir.cleanup SESSION`` detached; return its pid.
+
+    A worker whose socket accepts but does not answer is either busy or hung
+    (SIGSTOPped, deadlocked). Telling which takes a second of patience that
+    no hook can afford, so a reaper does it in the background: it pings with a
+    real timeout and, if still silent, ends the worker (only if provably ours)
+    and starts a fresh one for whatever is pending. Concurrent reapers of one
+    session exit at once (a lock).
+    """
+    ensure_private_dir(run_dir(home))
+    return _spawn_detached([sys.executable, "-m", "claude_memoir.cleanup", session_id],
+                           f"reaper for session {session_id}")
 
 
 def notify(
-    home: Path,
+    home: str | os.PathLike[str],
     session_id: str,
     message: ipc.Request,
     *,
@@ -103,10 +131,13 @@ def notify(
     ``acked``: the worker took it. ``spawned``: there was none, one was started
     (it drains everything pending, no message needed). ``absent``: none, and
     ``spawn`` was False. ``refused``: the worker answered with an error.
-    ``unanswered``: a socket exists but nothing answered in time, after
-    retries with exponential backoff (100 ms doubling, capped at 400 ms); the
-    worst case is about ``attempts * timeout + 0.7 s`` ≈ 1.7 s. Whatever the
-    outcome nothing is lost: the work is already in SQLite.
+    ``unanswered``: a worker accepted the connection but did not answer within
+    ``timeout``; a reaper is started to find out whether it hangs (see
+    :func:`spawn_reaper`). A transient socket error (a full listen backlog
+    in a burst, a worker closing mid-answer) is retried with exponential
+    backoff (100 ms doubling, capped at 400 ms); waiting longer on a silent
+    worker is not, since the work is in SQLite already and the worker reads
+    it from there on its next tick whatever happens to this message.
     """
     message = dict(message)  # type: ignore[assignment]
     claude_pid = os.environ.get("CLAUDE_PID", "")
@@ -123,8 +154,12 @@ def notify(
                     return "absent"
                 spawn_worker(home, session_id)
                 return "spawned"
-            log.info("worker of %s did not answer (attempt %d): %s",
-                     session_id, attempt + 1, e)
+            if e.reason == "timeout":
+                log.info("worker of %s did not answer within %.3fs; a reaper checks on it",
+                            session_id, timeout)
+                spawn_reaper(home, session_id)
+                return "unanswered"
+            log.info("worker of %s: %s (attempt %d)", session_id, e, attempt + 1)
         else:
             if ack.get("ok"):
                 return "acked"
@@ -136,4 +171,5 @@ def notify(
             delay = min(delay * 2, max_delay)
     log.warning("worker of %s unreachable after %d attempts; work stays queued",
                 session_id, attempts)
+    spawn_reaper(home, session_id)
     return "unanswered"

@@ -1,38 +1,149 @@
-"""Logging setup for a process's ``main`` (hook, worker, CLI), and nowhere else.
+"""Logging: per-module loggers, configured only in a process's ``main``.
 
-Everything goes to ``$MEMOIR_HOME/logs/memoir.log`` (0600), never to stdout:
-a hook's stdout is parsed by Claude Code, and a worker has no terminal.
+Everything goes to ``$MEMOIR_HOME/logs/memoir.log`` (0600), never to stdout: a
+hook's stdout is parsed by Claude Code, and a worker has no terminal.
+
+Two set-ups share one file and one line format. Long-lived processes (worker,
+CLI) use the standard ``logging`` package: :func:`setup_logging`. A hook is a
+process that lives ~30 ms on every tool call, and importing ``logging`` alone
+costs it ~6 ms, so a hook calls :func:`setup_hook_logging` instead, and the
+modules it runs log through :func:`get_logger`, whose records go straight to
+the file (one ``os.write`` per line, O_APPEND) until someone configures
+``logging``, and to ``logging`` after that (or when nothing was configured, so
+tests' log capture sees them).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from pathlib import Path
-
-from .paths import ensure_private_dir, log_dir
+import sys
+import time
 
 _FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+_NAMES = {number: name for name, number in _LEVELS.items()}
 
 
-def setup_logging(home: Path, level: str = "INFO") -> None:
-    """Send this process's log records to the shared log file.
+class _HookSink:
+    """Appends formatted lines to the log file without the ``logging`` package."""
 
-    Never raises: a read-only or full disk must not break a hook, so on failure
-    logging falls back to stderr (which Claude Code shows only in debug mode).
+    def __init__(self, home: str, threshold: int) -> None:
+        self.home = home
+        self.threshold = threshold
+        self.fd: int | None = None
+
+    def _open(self) -> int:
+        from .paths import ensure_private_dir, log_dir
+
+        try:
+            directory = ensure_private_dir(log_dir(self.home))
+            # O_CREAT with 0600 so the file is private even under a loose umask.
+            return os.open(os.path.join(directory, "memoir.log"),
+                           os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except Exception:  # noqa: BLE001 - a read-only or full disk must not break a hook
+            return 2  # stderr: Claude Code shows it in debug mode
+
+    def write(self, level: int, name: str, msg: str, args: tuple[object, ...],
+              exc_info: bool) -> None:
+        if level < self.threshold:
+            return
+        try:
+            text = msg % args if args else msg
+        except Exception:  # noqa: BLE001 - a bad format string must not lose the record
+            text = f"{msg} {args!r}"
+        if exc_info:
+            import traceback  # the error path only
+
+            text = f"{text}\n{traceback.format_exc().rstrip()}"
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        line = (f"{stamp},{int(now % 1 * 1000):03d} {os.getpid()} {name} "
+                f"{_NAMES.get(level, str(level))} {text}\n")
+        if self.fd is None:
+            self.fd = self._open()
+        try:
+            os.write(self.fd, line.encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+
+_sink: _HookSink | None = None
+
+
+class Logger:
+    """A module's logger (``%``-style arguments) that imports ``logging`` only if it must."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _log(self, level: int, msg: str, args: tuple[object, ...], exc_info: bool) -> None:
+        if _sink is not None:
+            _sink.write(level, self.name, msg, args, exc_info)
+            return
+        import logging
+
+        logging.getLogger(self.name).log(level, msg, *args, exc_info=exc_info)
+
+    def debug(self, msg: str, *args: object) -> None:
+        """Log at DEBUG."""
+        self._log(10, msg, args, False)
+
+    def info(self, msg: str, *args: object) -> None:
+        """Log at INFO."""
+        self._log(20, msg, args, False)
+
+    def warning(self, msg: str, *args: object) -> None:
+        """Log at WARNING."""
+        self._log(30, msg, args, False)
+
+    def error(self, msg: str, *args: object) -> None:
+        """Log at ERROR."""
+        self._log(40, msg, args, False)
+
+    def exception(self, msg: str, *args: object) -> None:
+        """Log at ERROR with the traceback of the exception being handled."""
+        self._log(40, msg, args, True)
+
+
+def get_logger(name: str) -> Logger:
+    """The logger for module ``name`` (use ``get_logger(__name__)`` at module level)."""
+    return Logger(name)
+
+
+def setup_hook_logging(home: str, level: str = "INFO") -> None:
+    """A hook process's set-up: records go to the log file without ``logging``.
+
+    The file is opened on the first record at or above ``level``, so a hook
+    that has nothing to say never touches it.
     """
+    global _sink
+    _sink = _HookSink(home, _LEVELS.get(level.upper(), 20))
+
+
+def setup_logging(home: str | os.PathLike[str], level: str = "INFO") -> None:
+    """Send this process's log records to the shared log file (worker, CLI).
+
+    Never raises: a read-only or full disk must not break a process, so on
+    failure logging falls back to stderr.
+    """
+    import logging
+
+    from .paths import ensure_private_dir, log_dir
+
+    global _sink
+    _sink = None  # from now on records go through logging
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     try:
-        directory = ensure_private_dir(log_dir(home))
-        path = directory / "memoir.log"
+        path = os.path.join(ensure_private_dir(log_dir(home)), "memoir.log")
         # O_CREAT with 0600 so the file is private even under a loose umask.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError:
-        handler = logging.StreamHandler()
+    except Exception:  # noqa: BLE001 - see the docstring
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(_FORMAT))
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))

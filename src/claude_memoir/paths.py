@@ -11,13 +11,29 @@ Layout under ``$MEMOIR_HOME`` (0700)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
-from pathlib import Path
 
 from .errors import InvalidInput
+
+try:  # the builtin implementation: hashlib's OpenSSL load costs a hook ~2.5 ms
+    from _sha256 import sha256 as _sha256  # Python 3.11
+except ImportError:  # pragma: no cover - depends on the interpreter
+    try:
+        from _sha2 import sha256 as _sha256  # Python 3.12+
+    except ImportError:
+        from hashlib import sha256 as _sha256
+
+
+
+def digest(data: bytes) -> str:
+    """SHA-256 hex digest (socket names, event dedupe hashes) without importing hashlib."""
+    return _sha256(data).hexdigest()
+
+
+# Every function here takes the home directory as str or os.PathLike and returns
+# str: pathlib costs a hook process ~3.5 ms of imports, on every tool call.
 
 # Claude Code session ids are UUIDs; accept a conservative superset (letters,
 # digits, '-' and '_', at most 128) so nothing like '../' or '/' ever reaches a
@@ -37,7 +53,7 @@ def validate_session_id(value: object) -> str:
     raise InvalidInput(f"invalid session id {shown}", reason="bad-session-id")
 
 
-def ensure_private_dir(path: Path) -> Path:
+def ensure_private_dir(path: str | os.PathLike[str]) -> str:
     """Create ``path`` (and missing parents) as directories of ours, mode 0700; return it.
 
     chmod after mkdir because mkdir's mode is filtered by the umask. Raises
@@ -48,16 +64,18 @@ def ensure_private_dir(path: Path) -> Path:
     # Create missing parents one by one, private as well: mkdir(parents=True)
     # gives them the umask's mode, so a fresh $MEMOIR_HOME made on the way to
     # $MEMOIR_HOME/logs came out 0755. Existing ancestors are left alone.
+    path = os.path.abspath(os.fspath(path))
     missing = []
     probe = path
     while not os.path.lexists(probe):
         missing.append(probe)
-        if probe.parent == probe:
+        parent = os.path.dirname(probe)
+        if parent == probe:
             break
-        probe = probe.parent
+        probe = parent
     for directory in reversed(missing):
         try:
-            directory.mkdir(mode=0o700)
+            os.mkdir(directory, 0o700)
         except FileExistsError:
             pass  # a concurrent process made it; checked below for the leaf
         else:
@@ -72,55 +90,55 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def db_path(home: Path) -> Path:
+def db_path(home: str | os.PathLike[str]) -> str:
     """The SQLite store."""
-    return home / "memoir.db"
+    return os.path.join(home, "memoir.db")
 
 
-def log_dir(home: Path) -> Path:
+def log_dir(home: str | os.PathLike[str]) -> str:
     """Directory of ``memoir.log``."""
-    return home / "logs"
+    return os.path.join(home, "logs")
 
 
-def run_dir(home: Path) -> Path:
+def run_dir(home: str | os.PathLike[str]) -> str:
     """Directory of sockets, pid files and lock files."""
-    return home / "run"
+    return os.path.join(home, "run")
 
 
-def agent_dir(home: Path) -> Path:
+def agent_dir(home: str | os.PathLike[str]) -> str:
     """The memory agent's cwd (keeps its transcripts out of the user's projects)."""
-    return home / "agent"
+    return os.path.join(home, "agent")
 
 
 def _short(session_id: str) -> str:
     # A short stable name keeps socket paths under the OS limit however long
     # MEMOIR_HOME is; 16 hex chars of sha256 make collisions irrelevant.
-    return hashlib.sha256(session_id.encode()).hexdigest()[:16]
+    return digest(session_id.encode())[:16]
 
 
-def socket_path(home: Path, session_id: str) -> Path:
+def socket_path(home: str | os.PathLike[str], session_id: str) -> str:
     """The worker's Unix socket for ``session_id``.
 
     Falls back to a private directory under the system temp dir when
     ``$MEMOIR_HOME/run`` would make the path too long for ``sun_path``.
     """
     name = f"{_short(session_id)}.sock"
-    path = run_dir(home) / name
-    if len(os.fsencode(str(path))) <= _MAX_SOCKET_PATH:
+    path = os.path.join(run_dir(home), name)
+    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
         return path
-    home_tag = hashlib.sha256(os.fsencode(str(home))).hexdigest()[:12]
-    base = Path(os.environ.get("TMPDIR") or "/tmp")
-    fallback = base / f"memoir-{os.getuid()}-{home_tag}" / name
-    if len(os.fsencode(str(fallback))) > _MAX_SOCKET_PATH:
-        fallback = Path("/tmp") / f"memoir-{os.getuid()}-{home_tag}" / name
+    home_tag = digest(os.fsencode(os.fspath(home)))[:12]
+    directory = f"memoir-{os.getuid()}-{home_tag}"
+    fallback = os.path.join(os.environ.get("TMPDIR") or "/tmp", directory, name)
+    if len(os.fsencode(fallback)) > _MAX_SOCKET_PATH:
+        fallback = os.path.join("/tmp", directory, name)
     return fallback
 
 
-def pid_path(home: Path, session_id: str) -> Path:
+def pid_path(home: str | os.PathLike[str], session_id: str) -> str:
     """The worker's pid file (``pid create_time`` on one line)."""
-    return run_dir(home) / f"{_short(session_id)}.pid"
+    return os.path.join(run_dir(home), f"{_short(session_id)}.pid")
 
 
-def lock_path(home: Path, session_id: str) -> Path:
+def lock_path(home: str | os.PathLike[str], session_id: str) -> str:
     """The worker's single-instance lock file."""
-    return run_dir(home) / f"{_short(session_id)}.lock"
+    return os.path.join(run_dir(home), f"{_short(session_id)}.lock")

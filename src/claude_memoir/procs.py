@@ -50,10 +50,11 @@ def write_pid_file(path: Path, record: PidRecord) -> None:
     os.replace(tmp, path)
 
 
-def read_pid_file(path: Path) -> PidRecord | None:
+def read_pid_file(path: str | os.PathLike[str]) -> PidRecord | None:
     """The record in a pid file, or None if missing or unreadable."""
     try:
-        data = json.loads(path.read_text())
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
         record = PidRecord(int(data["pid"]), float(data["create_time"]),
                            str(data["session_id"]),
                            tuple(int(p) for p in data.get("agent_pids", [])))
@@ -164,7 +165,7 @@ def end_process_group(proc: Any, grace: float = 0.3) -> bool:
 
 def end_worker(home: Path, session_id: str, grace: float = 0.3) -> int | None:
     """End the session's worker if it is provably ours; return its pid if ended."""
-    record = read_pid_file(pid_path(home, session_id))
+    record = read_pid_file(Path(pid_path(home, session_id)))
     if record is None:
         return None
     proc = our_worker(record)

@@ -7,32 +7,33 @@ locked database delays a record but never loses it.
 
     $MEMOIR_HOME/spool/<time_ns>-<pid>.json   {"event": ..., "payload": ...}
 
-Standard library only (hooks import this).
+Standard library only. Hooks import this only when the database stayed locked
+(pathlib is fine here, off the hot path).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InvalidInput, StoreError
+from .log import get_logger
 from .paths import ensure_private_dir
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
-def spool_dir(home: Path) -> Path:
+def spool_dir(home: str | os.PathLike[str]) -> Path:
     """Where spooled payloads wait."""
-    return home / "spool"
+    return Path(home) / "spool"
 
 
-def write(home: Path, event: str, payload: dict[str, Any]) -> Path:
+def write(home: str | os.PathLike[str], event: str, payload: dict[str, Any]) -> Path:
     """Spool one hook payload (temp file + fsync + rename, mode 0600)."""
-    directory = ensure_private_dir(spool_dir(home))
+    directory = Path(ensure_private_dir(spool_dir(home)))
     name = f"{time.time_ns():020d}-{os.getpid()}"
     tmp = directory / f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -46,7 +47,7 @@ def write(home: Path, event: str, payload: dict[str, Any]) -> Path:
     return path
 
 
-def pending(home: Path) -> list[Path]:
+def pending(home: str | os.PathLike[str]) -> list[Path]:
     """Spooled payloads, oldest first."""
     directory = spool_dir(home)
     try:
@@ -55,7 +56,7 @@ def pending(home: Path) -> list[Path]:
         return []
 
 
-def replay(home: Path, record: Callable[[str, dict[str, Any]], str | None]) -> list[str]:
+def replay(home: str | os.PathLike[str], record: Callable[[str, dict[str, Any]], str | None]) -> list[str]:
     """Feed spooled payloads to ``record(event, payload)`` in order; return touched sessions.
 
     ``record`` returns the session id it wrote to (or None). A payload that

@@ -9,24 +9,29 @@ neither loses an event nor duplicates an observation.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence
-from contextlib import contextmanager
 
 from .errors import InvalidInput, StoreError
-from .paths import db_path, ensure_private_dir
+from .log import get_logger
+from .paths import db_path, digest, ensure_private_dir
+from .record import Record
 
-log = logging.getLogger(__name__)
+# Hooks import this module on every tool call: no typing, dataclasses,
+# contextlib or pathlib at run time (~15 ms of imports together); the type
+# names below exist for type checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any, Literal
 
-SessionStatus = Literal["active", "completed", "failed"]
-EventStatus = Literal["pending", "processed", "failed"]
+    SessionStatus = Literal["active", "completed", "failed"]
+    EventStatus = Literal["pending", "processed", "failed"]
+    SummaryKind = Literal["agent", "fallback"]
+
+log = get_logger(__name__)
 
 # Seconds a connection waits on a locked database before giving up. Hooks run
 # while the user waits, so this is a bound, not a hope.
@@ -196,8 +201,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 MAX_EVENT_ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
-class SessionRow:
+class SessionRow(Record):
     """One Claude Code session as stored."""
 
     id: int
@@ -216,8 +220,7 @@ class SessionRow:
     reprocess_requested_at: str | None
 
 
-@dataclass(frozen=True)
-class EventRow:
+class EventRow(Record):
     """One raw tool event from PostToolUse / PostToolUseFailure."""
 
     id: int
@@ -235,8 +238,7 @@ class EventRow:
     hash: str | None = None
 
 
-@dataclass(frozen=True)
-class ObservationRow:
+class ObservationRow(Record):
     """One observation the agent made."""
 
     id: int
@@ -254,8 +256,7 @@ class ObservationRow:
     created_at: str
 
 
-@dataclass(frozen=True)
-class SummaryRow:
+class SummaryRow(Record):
     """The summary of one finished prompt."""
 
     id: int
@@ -267,12 +268,11 @@ class SummaryRow:
     completed: str
     next_steps: str
     notes: str
-    kind: Literal["agent", "fallback"]
+    kind: SummaryKind
     created_at: str
 
 
-@dataclass(frozen=True)
-class SessionStats:
+class SessionStats(Record):
     """A session with the counts ``memoir sessions`` shows."""
 
     session: SessionRow
@@ -287,7 +287,7 @@ _CORRUPT_MARKERS = ("file is not a database", "malformed", "file is encrypted",
                     "database disk image")
 
 
-def store_error(e: sqlite3.Error, path: Path, doing: str) -> StoreError:
+def store_error(e: sqlite3.Error, path: str, doing: str) -> StoreError:
     """Convert a sqlite3 error into a StoreError whose reason says what to do.
 
     ``busy``: another writer held the lock past the timeout (try later or spool);
@@ -310,7 +310,7 @@ class _Connection(sqlite3.Connection):
     MemoirError and read ``reason`` instead of matching sqlite3 messages.
     """
 
-    store_path: Path
+    store_path: str
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
         try:
@@ -319,14 +319,15 @@ class _Connection(sqlite3.Connection):
             raise store_error(e, self.store_path, "query on") from e
 
 
-def quarantine(path: Path) -> Path | None:
+def quarantine(path: str | os.PathLike[str]) -> str | None:
     """Move a damaged database (and its -wal/-shm) aside; return the new name.
 
     The timestamped name keeps every damaged copy for inspection or salvage;
     nothing is deleted. A concurrent process may have moved it first: None.
     """
+    path = os.fspath(path)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    target = path.with_name(f"{path.name}.corrupt-{stamp}-{os.getpid()}")
+    target = f"{path}.corrupt-{stamp}-{os.getpid()}"
     try:
         os.replace(path, target)
     except FileNotFoundError:
@@ -380,17 +381,46 @@ def _summary(row: sqlite3.Row) -> SummaryRow:
     return SummaryRow(**{k: row[k] for k in row.keys()})
 
 
+class _Transaction:
+    """The context manager behind :meth:`Store.transaction` (a class, not
+    ``contextlib``: one import less per hook)."""
+
+    __slots__ = ("conn", "path")
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self.conn = conn
+        self.path = path
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")  # StoreError(busy) past the timeout
+        return self.conn
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if error is not None:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):  # raised by a cursor, not execute()
+                raise store_error(error, self.path, "write to") from error
+            return  # re-raised by the with statement
+        try:
+            self.conn.execute("COMMIT")
+        except StoreError:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+
 class Store:
     """A connection to ``memoir.db`` with the queries every part needs."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self.conn = conn
         self.path = path
 
     # -- lifecycle ---------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path, *, timeout: float = BUSY_TIMEOUT, recover: bool = True) -> "Store":
+    def open(cls, home: str | os.PathLike[str], *, timeout: float = BUSY_TIMEOUT, recover: bool = True) -> "Store":
         """Open (creating and migrating if needed) the store under ``home``.
 
         A file that is not a readable SQLite database is quarantined (moved
@@ -416,10 +446,10 @@ class Store:
             delay = min(delay * 2, 0.2)
 
     @classmethod
-    def _open(cls, path: Path, home: Path, timeout: float) -> "Store":
+    def _open(cls, path: str, home: str | os.PathLike[str], timeout: float) -> "Store":
         try:
             ensure_private_dir(home)
-            if not path.exists():
+            if not os.path.exists(path):
                 # Create the file 0600 ourselves: sqlite3 would honour the umask,
                 # and the store holds the user's prompts and tool output.
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -462,30 +492,15 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception.
+    def transaction(self) -> "_Transaction":
+        """``with store.transaction() as conn:`` BEGIN IMMEDIATE … COMMIT, rolled back on any exception.
 
         IMMEDIATE takes the write lock up front, so two writers queue on the
         busy timeout instead of failing half-way with SQLITE_BUSY. sqlite3
         errors leave as StoreError (a locked database past the timeout, a full
         disk), so callers handle one family.
         """
-        self.conn.execute("BEGIN IMMEDIATE")  # StoreError(busy) past the timeout
-        try:
-            yield self.conn
-        except BaseException as e:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            if isinstance(e, sqlite3.Error):  # raised by a cursor, not execute()
-                raise store_error(e, self.path, "write to") from e
-            raise
-        try:
-            self.conn.execute("COMMIT")
-        except StoreError:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+        return _Transaction(self.conn, self.path)
 
     def _migrate(self) -> None:
         # Fast path for hooks: one pragma read when nothing is to do.
@@ -713,16 +728,16 @@ class Store:
         """
         input_json = json.dumps(tool_input, ensure_ascii=False, default=str)
         response_json = json.dumps(tool_response, ensure_ascii=False, default=str)
-        digest = hashlib.sha256(
+        event_hash = digest(
             "\x1f".join((tool_name, input_json, response_json, str(int(failed)), error or ""))
-            .encode("utf-8", "surrogatepass")).hexdigest()
+            .encode("utf-8", "surrogatepass"))
         with self.transaction() as conn:
             last = conn.execute(
                 "SELECT hash, (SELECT COUNT(*) FROM events WHERE session_id = ?)"
                 " FROM events WHERE session_id = ? ORDER BY id DESC LIMIT 1",
                 (session_id, session_id),
             ).fetchone()
-            if dedupe and last is not None and last[0] == digest:
+            if dedupe and last is not None and last[0] == event_hash:
                 log.info("event identical to the previous one of session %d; not queued",
                          session_id)
                 return None
@@ -735,7 +750,7 @@ class Store:
                 " tool_input, tool_response, failed, error, hash)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (session_id, prompt_number, tool_name, tool_use_id, input_json, response_json,
-                 int(failed), error, digest),
+                 int(failed), error, event_hash),
             )
             if cur.rowcount == 0:
                 log.info("tool call %s of session %d already queued", tool_use_id, session_id)
@@ -844,7 +859,7 @@ class Store:
     # -- summaries -----------------------------------------------------------
 
     def save_summary(self, session_id: int, prompt_number: int, summary: Any,
-                     kind: Literal["agent", "fallback"] = "agent") -> int:
+                     kind: SummaryKind = "agent") -> int:
         """Store (or replace) the summary of one prompt; return its id."""
         fields = (summary.request, summary.investigated, summary.learned,
                   summary.completed, summary.next_steps, summary.notes)
@@ -939,8 +954,9 @@ class Store:
         out = []
         for r in rows:
             session = SessionRow(**{k: r[k] for k in r.keys() if not k.startswith("n_")})
-            out.append(SessionStats(session, r["n_prompts"], r["n_events"], r["n_pending"],
-                                    r["n_obs"], r["n_sum"]))
+            out.append(SessionStats(session=session, prompts=r["n_prompts"],
+                                    events_total=r["n_events"], events_pending=r["n_pending"],
+                                    observations=r["n_obs"], summaries=r["n_sum"]))
         return out
 
     def sessions_with_workers(self) -> list[SessionRow]:

@@ -101,7 +101,7 @@ class SessionLock:
     even by SIGKILL, so a crashed worker never blocks its successor.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = path
         self._fd: int | None = None
 
@@ -163,8 +163,8 @@ class Worker:
         self.home = settings.home
         self.session_id = validate_session_id(session_id)
         self.agent_factory = agent_factory
-        self.socket_path = socket_path(self.home, session_id)
-        self.pid_path = pid_path(self.home, session_id)
+        self.socket_path = Path(socket_path(self.home, session_id))
+        self.pid_path = Path(pid_path(self.home, session_id))
         self.store: Store | None = None
         self.session: SessionRow | None = None
         self.agent: MemoryAgent | None = None
@@ -442,7 +442,7 @@ class Worker:
         assert self.store is not None and self.session is not None
         resume = self.session.agent_session_id
         self.agent_state = "starting"
-        agent = self.agent_factory(self.settings.model, agent_dir(self.home), resume)
+        agent = self.agent_factory(self.settings.model, Path(agent_dir(self.home)), resume)
         try:
             await agent.start()
         except AgentError as e:
@@ -453,7 +453,7 @@ class Worker:
             # not cost the session its memory: start fresh once.
             log.warning("agent resume %s failed (%s); starting a fresh agent session",
                         resume, e)
-            agent = self.agent_factory(self.settings.model, agent_dir(self.home), None)
+            agent = self.agent_factory(self.settings.model, Path(agent_dir(self.home)), None)
             await agent.start()
             resume = None
         self.agent = agent
@@ -659,8 +659,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("worker not started: %s", e)
         return 2
     ensure_private_dir(run_dir(settings.home))
+    # Started (by posix_spawn) in the hook's cwd, the user's project: a
+    # long-lived process must not hold that directory (unmount, rm -rf).
+    os.chdir(settings.home)
     lock = SessionLock(lock_path(settings.home, session_id))
-    if not acquire_or_defer(lock, socket_path(settings.home, session_id)):
+    if not acquire_or_defer(lock, Path(socket_path(settings.home, session_id))):
         return 0
     try:
         return asyncio.run(_main_async(Worker(settings, session_id)))
