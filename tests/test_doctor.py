@@ -649,3 +649,25 @@ def test_text_output_matches_json(project: Path) -> None:
     marks = {"ok": "[ok  ]", "warn": "[WARN]", "fail": "[FAIL]"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
     assert lines == [f"{marks[f['level']]} {f['check']}: {f['detail']}" for f in findings]
+
+
+def test_installed_command_whose_package_moved_fails(project: Path, tmp_path: Path) -> None:
+    """The hook runs with -I -S from the directory its command names; if the
+    package is no longer there (venv recreated elsewhere), hooks silently do
+    nothing, although the interpreter itself still imports claude_memoir."""
+    from claude_memoir.install import hook_command, package_parent
+
+    moved = hook_command("stop").replace(repr(package_parent()), repr(str(tmp_path / "gone")))
+    assert moved != hook_command("stop")
+    write_settings(user_settings(), {e: moved.rsplit(" ", 1)[0] + f" {a}"
+                                     for e, a in EVENTS.items()})
+    make_home(project)
+    rc, findings = doctor_json(cwd=project)
+    assert rc == 1
+    fails = of(findings, "install", "fail")
+    assert len(fails) == 1, findings
+    assert "installed hook command does not run" in fails[0]["detail"]
+    assert "ModuleNotFoundError" in fails[0]["detail"]
+    # ...while the command `memoir install` writes passes the same probe.
+    install(project)
+    assert of(doctor_json(cwd=project)[1], "install", "fail") == []

@@ -80,15 +80,24 @@ def check_install(project_dir: Path) -> list[Finding]:
                                     f"{', '.join(doubled)}",
                                     f"run `memoir install --scope {scope}` to keep one"))
         interpreters = set()
+        prefixes: set[tuple[str, ...]] = set()
         for command in (c for cmds in hooks.values() for c in cmds):
             try:
-                interpreters.add(shlex.split(command)[0])
+                argv = shlex.split(command)
+                interpreters.add(argv[0])
+                prefixes.add(tuple(argv[:-1]))
             except (ValueError, IndexError):
                 findings.append(Finding("install", "fail", f"{scopes[scope]}: hook command "
                                         f"cannot be parsed: {command[:120]!r}",
                                         f"run `memoir install --scope {scope}`"))
+        working = set()
         for python in sorted(interpreters):
-            findings.append(_check_interpreter(scopes[scope], python, scope))
+            finding = _check_interpreter(scopes[scope], python, scope)
+            findings.append(finding)
+            if finding.level == "ok":
+                working.add(python)
+        for prefix in sorted(p for p in prefixes if p and p[0] in working):
+            findings += _probe_command(scopes[scope], list(prefix), scope)
     if len(present) == 2:
         findings.append(Finding("install", "warn",
                                 "hooks installed in both user and project settings: every "
@@ -97,6 +106,28 @@ def check_install(project_dir: Path) -> list[Finding]:
         findings.append(Finding("install", "ok", "hooks installed for every event in "
                                 + ", ".join(str(scopes[s]) for s in present)))
     return findings
+
+
+def _probe_command(settings: Path, prefix: list[str], scope: str) -> list[Finding]:
+    """Run an installed hook command exactly as written, with ``--probe`` as its event.
+
+    The hook runs with -I -S and finds the package through the directory its
+    command names; a package moved since ``memoir install`` (another Python,
+    a recreated venv) breaks that even when the interpreter imports it fine.
+    """
+    try:
+        done = subprocess.run([*prefix, "--probe"], capture_output=True, text=True,
+                              timeout=20, stdin=subprocess.DEVNULL)
+        ok = done.returncode == 0 and json.loads(done.stdout or "null") == {"probe": "ok"}
+    except (OSError, subprocess.TimeoutExpired, ValueError) as e:
+        ok, done = False, None
+        reason = str(e)
+    else:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    if ok:
+        return []
+    return [Finding("install", "fail", f"{settings}: the installed hook command does not run "
+                    f"({reason[:200]})", f"run `memoir install --scope {scope}` again")]
 
 
 def _check_interpreter(settings: Path, python: str, scope: str) -> Finding:

@@ -422,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     event = args[0] if args else ""
     output: Output = {}
+    if event == "--probe":  # `memoir doctor`: does the installed command run at all?
+        sys.stdout.write(json.dumps({"probe": "ok"}) + "\n")
+        return 0
     try:
         # The agent's own Claude Code process must never record itself.
         if os.environ.get("MEMOIR_WORKER") != "1":
