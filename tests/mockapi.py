@@ -30,6 +30,9 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    # What the mock answered (None until it did, or for non-message paths):
+    # lets a benchmark count output as well as input.
+    reply: Blocks | None = None
 
     @property
     def user_agent(self) -> str:
@@ -344,6 +347,7 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
                 self._send_json(500, {"type": "error",
                                       "error": {"type": "api_error", "message": repr(exc)}})
                 return
+            req.reply = blocks
             counter["n"] += 1
             msg_id = f"msg_mock{counter['n']:06d}"
             model = str(body.get("model", "mock-model"))
