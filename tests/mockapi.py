@@ -210,6 +210,13 @@ class MockAnthropic:
             return reqs
         return [r for r in reqs if r.from_agent_sdk == agent]
 
+    def take_requests(self) -> list[RecordedRequest]:
+        """Every request recorded so far, forgotten by the mock: a long benchmark
+        tallies them as it goes instead of holding every request body."""
+        with self._lock:
+            taken, self.requests = self.requests, []
+        return taken
+
     def reply(self, req: RecordedRequest) -> Blocks:
         if req.from_agent_sdk:
             if self.agent is not None:
