@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shlex
 import shutil
 import signal
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -63,7 +65,7 @@ TESTS = Path(__file__).resolve().parent
 # conftest and mockapi import each other as top-level modules (pytest's rootdir
 # layout), so the benchmark does the same.
 sys.path.insert(0, str(TESTS))
-from conftest import kill_workers  # noqa: E402
+from conftest import kill_workers, pid_alive  # noqa: E402
 from mockapi import MockAnthropic, RecordedRequest  # noqa: E402
 
 SECTIONS = ("hooks", "history", "worker", "burst", "tokens")
@@ -108,9 +110,10 @@ class Plan:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Plan":
-        """Full sizes by default; --quick cuts them (history to 1/10) to run in under a minute."""
+        """Full sizes by default; --quick cuts them (history to 1/10, half the burst
+        sessions, a tenth of the events) to run in about a minute on a busy 2-core machine."""
         quick = bool(args.quick)
-        runs = args.runs if args.runs else (5 if quick else 30)
+        runs = args.runs if args.runs else (3 if quick else 30)
         return cls(
             runs=runs,
             spawn_runs=max(3, runs // 3),
@@ -118,11 +121,11 @@ class Plan:
             history_observations=20_000 if quick else 200_000,
             history_projects=50,
             rss_events=50 if quick else 1_000,
-            burst_sessions=10,
-            burst_per_session=10 if quick else 100,
+            burst_sessions=5 if quick else 10,
+            burst_per_session=20 if quick else 100,
             burst_concurrency=10,
             token_prompts=1 if quick else 5,
-            token_tools=10 if quick else 20,
+            token_tools=8 if quick else 20,
             long_prompts=25 if args.full else 0,
             quick=quick,
         )
@@ -244,15 +247,6 @@ def exit_problem(result: Result) -> str | None:
     return None if result.returncode == 0 else f"exit {result.returncode}"
 
 
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(") ", 1)[-1][:1] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def wait_exit(pid: int, timeout: float) -> bool:
     """Wait for ``pid`` to exit, reaping it if it is our child; False on timeout."""
     deadline = time.monotonic() + timeout
@@ -295,9 +289,35 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_of_home(home: Path) -> float:
+    """CPU seconds (user + system) used so far by the live processes started for ``home``
+    (its workers and their agent CLIs)."""
+    total = 0.0
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("MEMOIR_HOME") == str(home):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def cpu_of_self() -> tuple[float, float]:
+    """CPU seconds of this process (the mock API and the pool's threads) and of its
+    reaped children (the hook and baseline processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
                interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it is truthy; BenchError after ``timeout`` seconds."""
+    """Poll ``predicate`` until it is truthy; BenchError after ``timeout`` seconds.
+
+    Not conftest.wait_for: that fails a pytest test (pytest.fail raises a
+    BaseException), where a benchmark section must fail alone and be reported.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -493,10 +513,16 @@ class Sandbox:
             os.environ.clear()
             os.environ.update(saved)
 
-    def hook(self, event: str, payload: dict[str, Any], **env: str) -> Result:
+    def hook(self, event: str, payload: dict[str, Any]) -> Result:
         """Run one hook process exactly as installed, the payload on stdin."""
         return run_process(self.bench.hook_argv(event), json.dumps(payload).encode(),
-                           {**self.env, **env}, self.project)
+                           self.env, self.project)
+
+    def must_hook(self, event: str, payload: dict[str, Any]) -> None:
+        """Run a hook that sets up a scenario; BenchError if it misbehaves."""
+        problem = hook_problem(self.hook(event, payload))
+        if problem is not None:
+            raise BenchError(f"{event} hook failed: {problem}")
 
     def baseline(self, name: str) -> Result:
         """Run one of the two baselines (BARE or FLOOR) in the same environment."""
@@ -508,15 +534,11 @@ class Sandbox:
         return [Case(BARE, lambda i: self.baseline(BARE), exit_problem),
                 Case(FLOOR, lambda i: self.baseline(FLOOR), exit_problem)]
 
-    def db(self) -> sqlite3.Connection:
-        """A plain connection to this sandbox's store, for counting."""
-        return sqlite3.connect(db_path(self.home), timeout=10)
-
     def scalar(self, sql: str, *args: Any) -> int:
         """One integer from the store (0 if there is no store yet)."""
         if not db_path(self.home).exists():
             return 0
-        with contextlib.closing(self.db()) as conn:
+        with contextlib.closing(sqlite3.connect(db_path(self.home), timeout=10)) as conn:
             return int(conn.execute(sql, args).fetchone()[0] or 0)
 
     def pending(self, *session_ids: str) -> int:
@@ -631,7 +653,6 @@ class Bench:
         self.plan = plan
         self.root = root
         self.sandboxes: list[Sandbox] = []
-        self.mocks: list[MockAnthropic] = []
         self.notes: dict[str, list[str]] = {}
         self.interpreter = self.hook_argv("session-start")[0]
 
@@ -643,9 +664,7 @@ class Bench:
     def sandbox(self, name: str, latency: float = 0.0, **extra_env: str) -> Sandbox:
         """A new sandbox with a mock API of its own (so its request log is its own)
         that holds each agent reply ``latency`` seconds."""
-        mock = MockAnthropic(agent_delay=latency).start()
-        self.mocks.append(mock)
-        box = Sandbox(self, name, mock, extra_env)
+        box = Sandbox(self, name, MockAnthropic(agent_delay=latency).start(), extra_env)
         self.sandboxes.append(box)
         return box
 
@@ -661,8 +680,8 @@ class Bench:
         for pid in killed:
             wait_exit(pid, 5.0)
         reap_children()
-        for mock in self.mocks:
-            mock.stop()
+        for box in self.sandboxes:
+            box.mock.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -714,14 +733,10 @@ def bench_hooks(bench: Bench) -> list[Row]:
 def _seed_small_history(box: Sandbox, sid: str) -> None:
     """A live session with a worker (spawned by the hook, as in real use), an agent
     already started, and one summary for session-start to inject."""
-    for result in (
-        box.hook("user-prompt-submit", box.payloads.make("user_prompt_submit", sid)),
-        box.hook("post-tool-use", box.payloads.small_tool(sid, "seed1")),
-        box.hook("post-tool-use", box.payloads.small_tool(sid, "seed2")),
-        box.hook("stop", box.payloads.make("stop", sid)),
-    ):
-        if hook_problem(result):
-            raise BenchError(f"seeding the live session failed: {hook_problem(result)}")
+    box.must_hook("user-prompt-submit", box.payloads.make("user_prompt_submit", sid))
+    box.must_hook("post-tool-use", box.payloads.small_tool(sid, "seed1"))
+    box.must_hook("post-tool-use", box.payloads.small_tool(sid, "seed2"))
+    box.must_hook("stop", box.payloads.make("stop", sid))
     wait_until(lambda: box.scalar(
         "SELECT COUNT(*) FROM summaries m JOIN sessions s ON s.id = m.session_id"
         " WHERE s.claude_session_id = ?", sid), 90, "the seed session's summary")
@@ -908,7 +923,7 @@ def _worker_memory(box: Sandbox, n_events: int) -> list[Row]:
     pid = box.start_worker(sid)
     time.sleep(1.0)  # settled, agent not started (it starts on the first event)
     idle = rss_mb(pid)
-    box.hook("user-prompt-submit", box.payloads.make("user_prompt_submit", sid))
+    box.must_hook("user-prompt-submit", box.payloads.make("user_prompt_submit", sid))
     jobs = [lambda n=n: box.hook("post-tool-use", box.payloads.mixed_tool(sid, n))
             for n in range(n_events)]
     results, fed = run_pool(jobs, 2)
@@ -960,7 +975,10 @@ def bench_burst(bench: Bench) -> list[Row]:
                 if len(jobs) % 22 == 20:
                     jobs.append((BARE, lambda: box.baseline(BARE)))
                     jobs.append((FLOOR, lambda: box.baseline(FLOOR)))
+        cpu_before = (cpu_of_home(box.home), *cpu_of_self())
         results, wall = run_pool([job for _, job in jobs], plan.burst_concurrency)
+        cpu_after = (cpu_of_home(box.home), *cpu_of_self())
+        workers_cpu, own_cpu, hooks_cpu = (b - a for a, b in zip(cpu_before, cpu_after))
         samples = {name: Samples() for name in (BARE, FLOOR, "post-tool-use")}
         for (name, _), result in zip(jobs, results):
             check = hook_problem if name == "post-tool-use" else exit_problem
@@ -992,6 +1010,11 @@ def bench_burst(bench: Bench) -> list[Row]:
                   note=f"spool replayed {replayed:.1f} s after the burst"),
         value_row(section, "throughput", len(hooks) / wall, "hooks/s",
                   note=f"wall {wall:.1f} s for the pool"),
+        value_row(section, "CPU used during the pool", workers_cpu + own_cpu + hooks_cpu, "s",
+                  note=f"of {wall * (os.cpu_count() or 1):.0f} s available: hook+baseline "
+                       f"processes {hooks_cpu:.0f} s ({hooks_cpu / len(jobs) * 1000:.0f} ms "
+                       f"each), workers+agents {workers_cpu:.0f} s, benchmark+mock "
+                       f"{own_cpu:.0f} s"),
         value_row(section, "agent backlog drained after", drained, "s",
                   note="all sessions' events observed"),
     ]
@@ -1000,8 +1023,8 @@ def bench_burst(bench: Bench) -> list[Row]:
 def _warm_sessions(box: Sandbox, sids: list[str]) -> None:
     """Start each session (its hook spawns a worker) and its agent, as in a long session."""
     for sid in sids:
-        box.hook("user-prompt-submit", box.payloads.make("user_prompt_submit", sid))
-        box.hook("post-tool-use", box.payloads.small_tool(sid, f"warm_{sid[:8]}"))
+        box.must_hook("user-prompt-submit", box.payloads.make("user_prompt_submit", sid))
+        box.must_hook("post-tool-use", box.payloads.small_tool(sid, f"warm_{sid[:8]}"))
     wait_until(lambda: box.pending(*sids) == 0, 180, "the sessions' agents to start", 0.2)
 
 
@@ -1043,42 +1066,39 @@ def bench_tokens(bench: Bench) -> list[Row]:
 def _token_session(bench: Bench, name: str, label: str, extra_env: dict[str, str],
                    prompts: int) -> list[Row]:
     """Run one scripted session through real hooks and worker; its agent's cost as rows."""
-    section = "tokens"
     box = bench.sandbox(name, **extra_env)
-    per_prompt = bench.plan.token_tools
-    failures = 0
+    cost = AgentCost()
     with box.active():
         sid = new_session_id()
-        n = 0
+        calls = 0
         for number in range(1, prompts + 1):
             request = f"Prompt {number}: {words(random.Random(number), 15)}"
-            failures += hook_problem(box.hook("user-prompt-submit", box.payloads.make(
-                "user_prompt_submit", sid, prompt=request))) is not None
-            for _ in range(per_prompt):
-                payload = box.payloads.mixed_tool(sid, n, big_read=n == 3)
-                failures += hook_problem(box.hook("post-tool-use", payload)) is not None
-                n += 1
+            box.must_hook("user-prompt-submit",
+                          box.payloads.make("user_prompt_submit", sid, prompt=request))
+            for _ in range(bench.plan.token_tools):
+                box.must_hook("post-tool-use",
+                              box.payloads.mixed_tool(sid, calls, big_read=calls == 3))
+                calls += 1
                 wait_until(lambda: box.pending(sid) == 0 and box.spooled_files() == 0, 120,
                            "the worker to observe a tool call")
-            failures += hook_problem(box.hook("stop", box.payloads.make("stop", sid))) is not None
+                cost.take(box.mock)
+            box.must_hook("stop", box.payloads.make("stop", sid))
             wait_until(lambda: box.scalar(
                 "SELECT COUNT(*) FROM summaries m JOIN sessions s ON s.id = m.session_id"
                 " WHERE s.claude_session_id = ? AND m.prompt_number = ?", sid, number),
                 120, f"the summary of prompt {number}")
         pid = (box.ping(sid) or {}).get("pid")
-        failures += hook_problem(box.hook("session-end", box.payloads.make(
-            "session_end_other", sid))) is not None
+        box.must_hook("session-end", box.payloads.make("session_end_other", sid))
         if pid:
             wait_until(lambda: not pid_alive(pid), 120, "the worker to exit after session-end")
-        agent_summaries = box.scalar(
+        cost.take(box.mock)
+        summaries = box.scalar(
             "SELECT COUNT(*) FROM summaries m JOIN sessions s ON s.id = m.session_id"
             " WHERE s.claude_session_id = ? AND m.kind = 'agent'", sid)
         observed = box.scalar(
             "SELECT COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id"
             " WHERE s.claude_session_id = ? AND e.status = 'processed'", sid)
-    requests = box.mock.messages_requests(agent=True)
-    return _token_rows(section, label, requests, n, observed, agent_summaries, prompts,
-                       failures)
+    return _token_rows(label, cost, calls, observed, summaries, prompts)
 
 
 def input_chars(body: dict[str, Any]) -> int:
@@ -1098,28 +1118,48 @@ def output_chars(req: RecordedRequest) -> int:
     return total
 
 
-def _token_rows(section: str, label: str, requests: list[RecordedRequest], calls: int,
-                observed: int, agent_summaries: int, prompts: int, failures: int) -> list[Row]:
+@dataclass
+class AgentCost:
+    """The memory agent's requests to the mock, tallied as they come.
+
+    Each request resends the whole agent conversation, so a long session's
+    request log would hold gigabytes of bodies; only the figures are kept.
+    """
+
+    sizes: list[int] = field(default_factory=list)  # estimated input tokens per request
+    output_chars: int = 0
+    tools_sent: int = 0
+
+    def take(self, mock: MockAnthropic) -> None:
+        """Tally the agent's Messages requests the mock received since the last call."""
+        for req in mock.take_requests():
+            if req.from_agent_sdk and req.path.split("?")[0] == "/v1/messages":
+                self.sizes.append(input_chars(req.body) // CHARS_PER_TOKEN)
+                self.output_chars += output_chars(req)
+                self.tools_sent += len(req.body.get("tools") or [])
+
+
+def _token_rows(label: str, cost: AgentCost, calls: int, observed: int, summaries: int,
+                prompts: int) -> list[Row]:
     """The cost figures of one scripted session."""
-    sizes = [input_chars(r.body) // CHARS_PER_TOKEN for r in requests]
+    section = "tokens"
+    sizes = cost.sizes
     total_in = sum(sizes)
-    total_out = sum(output_chars(r) for r in requests) // CHARS_PER_TOKEN
-    tools_sent = sum(len(r.body.get("tools") or []) for r in requests)
+    total_out = cost.output_chars // CHARS_PER_TOKEN
     half = len(sizes) // 2
     growth = (f"median first half {statistics.median(sizes[:half]):,.0f}, second half "
               f"{statistics.median(sizes[half:]):,.0f}" if half else "")
-    complete = observed == calls and agent_summaries == prompts and failures == 0
     return [
         value_row(section, f"{label}: session recorded", observed, "events",
-                  target=f"{calls} events, {prompts} agent summaries, 0 hook failures",
-                  ok=complete, note=f"{agent_summaries} agent summaries, {failures} hook "
-                                    "failures"),
-        value_row(section, f"{label}: agent requests", len(requests), "requests"),
-        value_row(section, f"{label}: tool definitions sent", tools_sent, "tools",
-                  target="= 0", ok=tools_sent == 0),
+                  target=f"{calls} events, {prompts} summaries",
+                  ok=observed == calls and summaries == prompts,
+                  note=f"{summaries} summaries written by the agent"),
+        value_row(section, f"{label}: agent requests", len(sizes), "requests"),
+        value_row(section, f"{label}: tool definitions sent", cost.tools_sent, "tools",
+                  target="= 0", ok=cost.tools_sent == 0),
         value_row(section, f"{label}: input tokens total", total_in, "tokens"),
-        value_row(section, f"{label}: input tokens per request", statistics.median(sizes)
-                  if sizes else 0, "tokens", note=growth),
+        value_row(section, f"{label}: input tokens per request",
+                  statistics.median(sizes) if sizes else 0, "tokens", note=growth),
         value_row(section, f"{label}: largest request", max(sizes, default=0), "tokens"),
         value_row(section, f"{label}: output tokens total", total_out, "tokens"),
         value_row(section, f"{label}: input tokens per tool call", total_in / max(calls, 1),
@@ -1192,7 +1232,9 @@ def table(rows: list[Row], notes: dict[str, list[str]]) -> str:
         out.append(head)
         for r in (r for r in rows if r.section == section):
             result = "-" if r.ok is None else ("PASS" if r.ok else "FAIL")
-            value = f"{r.value:,.1f} {r.unit}" if r.value is not None else ""
+            value = "" if r.value is None else (
+                f"{r.value:,.0f} {r.unit}" if float(r.value).is_integer()
+                else f"{r.value:,.1f} {r.unit}")
             out.append(f"{r.case:<{width}}{r.runs or '':>4}{_fmt(r.median_ms, '.1f'):>11}"
                        f"{_fmt(r.p95_ms, '.1f'):>9}{_fmt(r.x_floor, '.2f'):>9}{value:>14}  "
                        f"{r.target:<24}{result:<7}{r.note}")
@@ -1203,11 +1245,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks",
                                      description="claude-memoir benchmarks (issue 5)")
     parser.add_argument("--runs", type=int, default=0,
-                        help="runs per timed case (default 30, --quick 5; spawn: a third)")
+                        help="runs per timed case (default 30, --quick 3; spawn: a third, "
+                             "at least 3)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"),
                         help="results file (default bench-results.json)")
     parser.add_argument("--quick", action="store_true",
-                        help="smaller sizes (history 1/10, fewer events), under a minute")
+                        help="smaller sizes (history 1/10, fewer events and runs)")
     parser.add_argument("--full", action="store_true",
                         help="also a 500-tool session in the tokens section")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
@@ -1233,11 +1276,16 @@ def main(argv: list[str] | None = None) -> int:
             section_started = time.monotonic()
             try:
                 rows += BENCHES[section](bench)
-            except BenchError as e:
+            except Exception as e:  # noqa: BLE001 - report it, run the other sections
                 broken = True
-                rows.append(Row(section, "section did not complete", ok=False, note=str(e)))
+                traceback.print_exc()
+                rows.append(Row(section, "section did not complete", ok=False, note=repr(e)))
             bench.note(section, f"section wall time {time.monotonic() - section_started:.1f} s")
             print(table([r for r in rows if r.section == section], bench.notes), flush=True)
+    except KeyboardInterrupt:
+        print("\ninterrupted: ending the benchmark's processes, removing its files",
+              file=sys.stderr)
+        return 130
     finally:
         bench.close()
     wall = time.monotonic() - started
