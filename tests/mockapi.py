@@ -30,6 +30,9 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    # What the mock answered (None until it did, or for non-message paths):
+    # lets a benchmark count output as well as input.
+    reply: Blocks | None = None
 
     @property
     def user_agent(self) -> str:
@@ -207,6 +210,13 @@ class MockAnthropic:
             return reqs
         return [r for r in reqs if r.from_agent_sdk == agent]
 
+    def take_requests(self) -> list[RecordedRequest]:
+        """Every request recorded so far, forgotten by the mock: a long benchmark
+        tallies them as it goes instead of holding every request body."""
+        with self._lock:
+            taken, self.requests = self.requests, []
+        return taken
+
     def reply(self, req: RecordedRequest) -> Blocks:
         if req.from_agent_sdk:
             if self.agent is not None:
@@ -344,6 +354,7 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
                 self._send_json(500, {"type": "error",
                                       "error": {"type": "api_error", "message": repr(exc)}})
                 return
+            req.reply = blocks
             counter["n"] += 1
             msg_id = f"msg_mock{counter['n']:06d}"
             model = str(body.get("model", "mock-model"))
