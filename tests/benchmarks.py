@@ -536,7 +536,7 @@ class Sandbox:
 
     def scalar(self, sql: str, *args: Any) -> int:
         """One integer from the store (0 if there is no store yet)."""
-        if not db_path(self.home).exists():
+        if not Path(db_path(self.home)).exists():
             return 0
         with contextlib.closing(sqlite3.connect(db_path(self.home), timeout=10)) as conn:
             return int(conn.execute(sql, args).fetchone()[0] or 0)
@@ -865,7 +865,7 @@ def build_history(home: Path, projects: list[str], n_sessions: int, n_observatio
         conn.close()
     return {"sessions": len(sessions), "observations": len(observations),
             "summaries": len(summaries), "seconds": time.monotonic() - started,
-            "megabytes": db_path(home).stat().st_size / 1e6}
+            "megabytes": Path(db_path(home)).stat().st_size / 1e6}
 
 
 # -- section: worker -----------------------------------------------------------------------

@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
 
 INIT_MARKER = "MEMOIR-INIT"
 OBSERVATION_MARKER = "MEMOIR-OBSERVE"
@@ -165,7 +164,9 @@ def _safe_repr(value: object) -> str:
 
 def _escape(text: str) -> str:
     """XML-escape session data and defuse marker strings inside it."""
-    escaped = escape(text)
+    # What xml.sax.saxutils.escape does, without importing it: it pulls in
+    # urllib.request, http.client and email (~20 ms of the worker's start).
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     for marker in _MARKERS:
         if marker in escaped:
             # A non-breaking hyphen reads the same to the agent but no longer

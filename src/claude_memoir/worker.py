@@ -63,6 +63,12 @@ AgentFactory = Callable[[str, Path, "str | None"], MemoryAgent]
 BATCH_SIZE = 20
 # How often the loop wakes on its own to check the idle watchdog.
 TICK = 1.0
+# Seconds between a hook's wake-up and the work it triggers. The hook that woke
+# us is still finishing (closing, printing, interpreter teardown) while the
+# user's Claude Code waits for it; on a 2-core machine the worker and its
+# agent CLI starting work at once measurably slowed that hook. Events that
+# arrive meanwhile join the same batch.
+WAKE_DELAY = 0.05
 # Seconds a new worker waits for a finishing predecessor to release the lock.
 LOCK_WAIT = 15.0
 # Agent failures in a row before the worker stops asking and falls back...
@@ -329,6 +335,8 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), timeout=TICK)
             except asyncio.TimeoutError:
                 pass
+            else:
+                await asyncio.sleep(WAKE_DELAY)
             self._wake.clear()
             try:
                 await self.replay_spool()
