@@ -330,13 +330,16 @@ class Worker:
     async def _loop(self) -> None:
         assert self.store is not None and self.session is not None
         self._wake.set()  # drain whatever is already pending at start
+        first = True
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=TICK)
             except asyncio.TimeoutError:
                 pass
             else:
-                await asyncio.sleep(WAKE_DELAY)
+                if not first:  # a hook's wake-up, not our own start
+                    await asyncio.sleep(WAKE_DELAY)
+            first = False
             self._wake.clear()
             try:
                 await self.replay_spool()
