@@ -119,6 +119,8 @@ def test_init_prompt_contents() -> None:
     assert "2025-06-01" in message
     assert "Fix &lt;the&gt; login &amp; logout" in message
     assert "follow" in message.splitlines()[-1]
+    # Always sent in front of events or a summary request: never "reply <skip/> only".
+    assert "<skip/>" not in message
 
 
 @pytest.mark.parametrize(

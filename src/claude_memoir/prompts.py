@@ -206,8 +206,10 @@ def init_prompt(project: str, user_prompt: str | None, session_started: str,
     if recap:
         lines.append(recap)
     lines += [
-        "Tool events from this session follow in the next messages. Write observations "
-        "for them as your instructions say. Reply to this message with <skip/> only.",
+        # The worker always sends this in front of a request (events, or a summary
+        # request after a fresh start), so it must not ask for a bare <skip/>.
+        "Tool events from this session follow, below and in later messages. Write "
+        "observations for them, and summaries when asked, as your instructions say.",
     ]
     return "\n".join(lines)
 
