@@ -260,8 +260,9 @@ def session_recap(observations: Sequence[Any], summaries: Sequence[Any], budget:
     ``request``, ``completed``, ``learned``, ``next_steps``) are in the order
     they were made. When not all fit, the newest are kept: summaries get up to
     a third of the room, observations the rest (and summaries what the
-    observations leave), and a line says how many were left out. The result never exceeds ``budget``, so a fresh conversation
-    always starts well under the limit the budget was derived from.
+    observations leave), and a line says how many were left out. The result
+    never exceeds ``budget``, so a fresh conversation always starts well under
+    the limit the budget was derived from.
     """
     if not observations and not summaries:
         return ""
