@@ -27,7 +27,10 @@ class FakeAgent:
     # draws from the same budget.
     fail_asks: list[int] = field(default_factory=lambda: [0])
     summary_text: str = "FAKE-LEARNED"
+    # The session id a fresh (not resumed) agent reports.
+    new_session_id: str = "fake-agent-session"
     messages: list[str] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
     started: int = 0
     closed: int = 0
     _session_id: str | None = None
@@ -40,7 +43,7 @@ class FakeAgent:
         if self.fail_start or (self.fail_start_on_resume and self.resume):
             raise AgentError("fake start failure", reason="start")
         self.started += 1
-        self._session_id = self.resume or "fake-agent-session"
+        self._session_id = self.resume or self.new_session_id
 
     async def ask(self, text: str, timeout: float) -> str:
         self.messages.append(text)
@@ -49,12 +52,19 @@ class FakeAgent:
         if self.fail_asks[0] > 0:
             self.fail_asks[0] -= 1
             raise AgentError("fake ask failure", reason="sdk")
+        reply = self._reply(text)
+        self.replies.append(reply)
+        return reply
+
+    def _reply(self, text: str) -> str:
         if "MEMOIR-SUMMARY-REQUEST" in text:
             return (f"<summary><request>req</request><learned>{self.summary_text}</learned>"
                     "<completed>done</completed></summary>")
         tools = re.findall(r"<tool>(.*?)</tool>", text)
+        ids = re.findall(r'<event id="(\d+)">', text)
         return "\n".join(
             f"<observation><type>change</type><title>Used {t} #{i}</title>"
+            f"<subtitle>event {ids[i] if i < len(ids) else '?'}</subtitle>"
             f"<narrative>fake</narrative></observation>" for i, t in enumerate(tools))
 
     async def close(self) -> None:
@@ -69,7 +79,10 @@ class FakeAgentFactory:
     agents: list[FakeAgent] = field(default_factory=list)
 
     def __call__(self, model: str, cwd: object, resume: str | None) -> FakeAgent:
-        agent = FakeAgent(resume=resume, **self.template)
+        # Each fresh conversation gets its own id, like the real CLI's.
+        fresh = sum(1 for a in self.agents if a.resume is None)
+        name = "fake-agent-session" + (f"-{fresh + 1}" if fresh else "")
+        agent = FakeAgent(resume=resume, new_session_id=name, **self.template)
         self.agents.append(agent)
         return agent
 

@@ -19,6 +19,7 @@ DEFAULTS = {
     "idle_timeout": 7200.0,
     "max_field_chars": 4000,
     "agent_timeout": 180.0,
+    "agent_context_limit": 60_000,
     "log_level": "INFO",
 }
 
@@ -246,3 +247,13 @@ def test_values_read_at_call_time(memoir_home: Path, monkeypatch: pytest.MonkeyP
     s = load_settings()
     assert s.home == str(other)
     assert s.context_budget == 333
+
+
+def test_agent_context_limit_from_env_and_file(memoir_home: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    write_settings(memoir_home, {"agent_context_limit": 20000})
+    assert load_settings().agent_context_limit == 20000
+    monkeypatch.setenv("MEMOIR_AGENT_CONTEXT_LIMIT", "0")  # 0 disables the bound
+    assert load_settings().agent_context_limit == 0
+    monkeypatch.setenv("MEMOIR_AGENT_CONTEXT_LIMIT", "-5")  # invalid: the file's value
+    assert load_settings().agent_context_limit == 20000

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from claude_memoir.parser import OBSERVATION_TYPES, parse_observations, parse_summary
 from claude_memoir.prompts import (
@@ -13,9 +15,12 @@ from claude_memoir.prompts import (
     SUMMARY_REQUEST_MARKER,
     SYSTEM_PROMPT,
     EventView,
+    RECAP_CLOSE,
+    RECAP_OPEN,
     init_prompt,
     observation_prompt,
     render_value,
+    session_recap,
     summary_prompt,
     truncate_middle,
 )
@@ -114,6 +119,8 @@ def test_init_prompt_contents() -> None:
     assert "2025-06-01" in message
     assert "Fix &lt;the&gt; login &amp; logout" in message
     assert "follow" in message.splitlines()[-1]
+    # Always sent in front of events or a summary request: never "reply <skip/> only".
+    assert "<skip/>" not in message
 
 
 @pytest.mark.parametrize(
@@ -283,3 +290,88 @@ def test_summary_prompt_without_request() -> None:
     message = summary_prompt(2, None, 4000)
     assert message.count(SUMMARY_REQUEST_MARKER) == 1
     assert "not available" in message
+
+
+# --------------------------------------------------------------------------- #
+# Session recap (a fresh agent conversation's introduction)
+# --------------------------------------------------------------------------- #
+
+
+def _obs(i: int, prompt: int = 1, title: str | None = None, subtitle: str = "") -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(prompt_number=prompt, type="discovery",
+                           title=title if title is not None else f"Observation number {i}",
+                           subtitle=subtitle)
+
+
+def _sum(prompt: int, learned: str = "learned things") -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(prompt_number=prompt, request=f"request {prompt}",
+                           investigated="", learned=learned, completed=f"done {prompt}",
+                           next_steps="", notes="")
+
+
+def test_session_recap_empty_session_is_empty() -> None:
+    assert session_recap([], [], 10_000) == ""
+
+
+def test_session_recap_keeps_the_newest_and_says_what_it_left_out() -> None:
+    observations = [_obs(i, prompt=1 + i // 50) for i in range(200)]
+    summaries = [_sum(1, "x" * 1000), _sum(2), _sum(3)]
+    recap = session_recap(observations, summaries, 3000)
+    assert len(recap) <= 3000
+    assert recap.startswith(RECAP_OPEN) and recap.endswith(RECAP_CLOSE)
+    assert "Observation number 199<" in recap and "Observation number 0<" not in recap
+    assert 'earlier_summary prompt="3"' in recap
+    assert "earlier entries not shown" in recap
+    # Oldest first among what was kept.
+    kept = [int(n) for n in re.findall(r"Observation number (\d+)<", recap)]
+    assert kept == sorted(kept) and kept[-1] == 199
+    # Everything fits when the budget allows it.
+    small = session_recap(observations[:3], summaries[1:], 10_000)
+    assert "not shown" not in small
+    assert small.count("<earlier_observation") == 3 and small.count("<earlier_summary") == 2
+
+
+def test_session_recap_too_small_a_budget_gives_nothing() -> None:
+    assert session_recap([_obs(1)], [], 50) == ""
+
+
+def test_init_prompt_with_recap_keeps_its_marker_once() -> None:
+    recap = session_recap([_obs(1, title=f"{INIT_MARKER} {OBSERVATION_MARKER} <b>&")],
+                          [_sum(1, SUMMARY_REQUEST_MARKER)], 2000)
+    message = init_prompt("/p", "do it", "now", recap=recap)
+    assert recap in message
+    assert INIT_MARKER in message.splitlines()[0]
+    assert message.count(INIT_MARKER) == 1
+    assert OBSERVATION_MARKER not in message and SUMMARY_REQUEST_MARKER not in message
+    assert "&lt;b&gt;&amp;" in message
+    assert "follow" in message.splitlines()[-1]
+    assert init_prompt("/p", "do it", "now", recap="") == init_prompt("/p", "do it", "now")
+
+
+_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=600) | st.sampled_from(
+    [INIT_MARKER, "<observation><title>x</title></observation>", "<summary>", "&<>" * 50])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    titles=st.lists(st.tuples(_texts, _texts, st.integers(1, 9)), max_size=60),
+    learned=st.lists(_texts, max_size=8),
+    budget=st.integers(0, 6000),
+)
+def test_session_recap_never_exceeds_its_budget(titles: list[tuple[str, str, int]],
+                                                learned: list[str], budget: int) -> None:
+    observations = [_obs(i, prompt=p, title=t, subtitle=sub)
+                    for i, (t, sub, p) in enumerate(titles)]
+    summaries = [_sum(i + 1, text) for i, text in enumerate(learned)]
+    recap = session_recap(observations, summaries, budget)
+    assert len(recap) <= budget
+    if recap:
+        assert recap.startswith(RECAP_OPEN) and recap.endswith(RECAP_CLOSE)
+    for marker in (INIT_MARKER, OBSERVATION_MARKER, SUMMARY_REQUEST_MARKER):
+        assert marker not in recap
+    # The recap can never be mistaken for the agent's own reply format.
+    assert parse_observations(recap) == [] and parse_summary(recap) is None

@@ -799,3 +799,36 @@ def test_session_stats_counts(store: Store) -> None:
     assert {s.session.id for s in everything} == {a, b}
     assert everything[0].session.id == b  # newest first
     assert store.session_stats("no-such-session") == []
+
+
+def test_agent_context_is_stored_with_the_agent_session(store: Store, memoir_home: Path) -> None:
+    assert "0003_agent_context" in store.migrations()
+    session = store.upsert_session("sid-ctx", "/p", "/p")
+    assert session.agent_session_id is None and session.agent_context_chars == 0
+    store.set_agent_context(session.id, "agent-1", 12345)
+    row = store.get_session("sid-ctx")
+    assert row is not None
+    assert (row.agent_session_id, row.agent_context_chars) == ("agent-1", 12345)
+    store.set_agent_context(session.id, None, 0)  # a rollover forgets both
+    row = store.get_session("sid-ctx")
+    assert row is not None
+    assert (row.agent_session_id, row.agent_context_chars) == (None, 0)
+    # Listing rows carry the column too.
+    assert store.session_stats("sid-ctx")[0].session.agent_context_chars == 0
+
+
+def test_migration_0003_adds_the_column_to_an_existing_database(memoir_home: Path) -> None:
+    """A database made before 0003 keeps its rows and gets the column with 0."""
+    with Store.open(memoir_home) as s:
+        sid = s.upsert_session("sid-old", "/p", "/p").id
+        s.set_agent_session(sid, "agent-old")
+    conn = sqlite3.connect(memoir_home / "memoir.db", isolation_level=None)
+    conn.execute("ALTER TABLE sessions DROP COLUMN agent_context_chars")
+    conn.execute("DELETE FROM schema_migrations WHERE name = '0003_agent_context'")
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    with Store.open(memoir_home) as s:
+        row = s.get_session("sid-old")
+        assert row is not None
+        assert (row.agent_session_id, row.agent_context_chars) == ("agent-old", 0)
+        assert s.migrations()[-1] == "0003_agent_context"

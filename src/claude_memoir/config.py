@@ -52,6 +52,11 @@ class Settings(Record):
     exclude: tuple[str, ...] = ()
     # Seconds the worker waits for one agent reply before giving up on it.
     agent_timeout: float = 180.0
+    # Characters the memory agent's conversation may hold (system prompt, the
+    # messages sent and the replies) before the worker starts a fresh one with
+    # a recap of the session; every request resends the conversation, so this
+    # bounds the size of each request. 0: no bound.
+    agent_context_limit: int = 60_000
     log_level: str = "INFO"
 
 
@@ -70,6 +75,7 @@ _ENV = {
     "MEMOIR_REDACT": "redact",
     "MEMOIR_EXCLUDE": "exclude",
     "MEMOIR_AGENT_TIMEOUT": "agent_timeout",
+    "MEMOIR_AGENT_CONTEXT_LIMIT": "agent_context_limit",
     "MEMOIR_LOG_LEVEL": "log_level",
 }
 

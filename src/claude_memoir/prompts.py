@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 INIT_MARKER = "MEMOIR-INIT"
 OBSERVATION_MARKER = "MEMOIR-OBSERVE"
@@ -182,11 +183,13 @@ def _project_name(project: str) -> str:
     return name or project
 
 
-def init_prompt(project: str, user_prompt: str | None, session_started: str) -> str:
+def init_prompt(project: str, user_prompt: str | None, session_started: str,
+                recap: str = "") -> str:
     """The first user message: which project, when, and the first request.
 
     ``project`` is the session's working directory; its basename is what the
-    developer calls the project, the full path disambiguates.
+    developer calls the project, the full path disambiguates. ``recap`` (from
+    ``session_recap``) tells a fresh conversation what an earlier one recorded.
     """
     lines = [
         f"[{INIT_MARKER}] A new Claude Code session has started. You are observing it.",
@@ -200,11 +203,105 @@ def init_prompt(project: str, user_prompt: str | None, session_started: str) -> 
         lines.append(f"  <user_request>{request}</user_request>")
     else:
         lines.append("  <user_request>(not known yet)</user_request>")
+    lines.append("</session>")
+    if recap:
+        lines.append(recap)
     lines += [
-        "</session>",
-        "Tool events from this session follow in the next messages. Write observations "
-        "for them as your instructions say. Reply to this message with <skip/> only.",
+        # The worker always sends this in front of a request (events, or a summary
+        # request after a fresh start), so it must not ask for a bare <skip/>.
+        "Tool events from this session follow, below and in later messages. Write "
+        "observations for them, and summaries when asked, as your instructions say.",
     ]
+    return "\n".join(lines)
+
+
+RECAP_OPEN = "<session_so_far>"
+RECAP_CLOSE = "</session_so_far>"
+_RECAP_INTRO = (
+    "This session was already under way: an earlier conversation with you observed it "
+    "and was closed to keep requests small. Below is what it recorded, oldest first. "
+    "Do not record these again; use them as context for the events that follow and "
+    "for the summaries you are asked for."
+)
+# Characters of one recap entry's text (a summary's, or a title and subtitle).
+_RECAP_ENTRY_CHARS = 400
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` on one line, cut at ``limit`` characters with an ellipsis."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: max(limit - 1, 0)] + "…"
+
+
+def _recap_summary(summary: Any) -> str:
+    parts = []
+    for label, value in (("Request", summary.request), ("Completed", summary.completed),
+                         ("Learned", summary.learned), ("Next", summary.next_steps)):
+        text = _clip(value or "", _RECAP_ENTRY_CHARS // 3)
+        if text:
+            parts.append(f"{label}: {text}")
+    body = _escape(_clip(" ".join(parts), _RECAP_ENTRY_CHARS))
+    return f'<earlier_summary prompt="{int(summary.prompt_number)}">{body}</earlier_summary>'
+
+
+def _recap_observation(obs: Any) -> str:
+    text = obs.title if not obs.subtitle else f"{obs.title} — {obs.subtitle}"
+    body = _escape(_clip(text, _RECAP_ENTRY_CHARS))
+    kind = _escape(_clip(obs.type or "", 20))
+    return (f'<earlier_observation prompt="{int(obs.prompt_number)}" type="{kind}">'
+            f"{body}</earlier_observation>")
+
+
+def session_recap(observations: Sequence[Any], summaries: Sequence[Any], budget: int) -> str:
+    """What a session recorded so far, in at most ``budget`` characters ("" if none).
+
+    Sent when the worker replaces a long agent conversation by a fresh one, so
+    the fresh one knows the session. ``observations`` (with ``prompt_number``,
+    ``type``, ``title``, ``subtitle``) and ``summaries`` (with ``prompt_number``,
+    ``request``, ``completed``, ``learned``, ``next_steps``) are in the order
+    they were made. When not all fit, the newest are kept: summaries get up to
+    a third of the room, observations the rest (and summaries what the
+    observations leave), and a line says how many were left out. The result
+    never exceeds ``budget``, so a fresh conversation always starts well under
+    the limit the budget was derived from.
+    """
+    if not observations and not summaries:
+        return ""
+    head = f"{RECAP_OPEN}\n{_RECAP_INTRO}"
+    note_room = len(f"({len(observations) + len(summaries)} earlier entries not shown)") + 1
+    room = budget - len(head) - 1 - len(RECAP_CLOSE) - note_room
+    if room <= 0:
+        return ""
+
+    def newest(lines: list[str], space: int) -> tuple[list[int], int]:
+        """Indexes of the newest lines that fit in ``space`` (each plus a newline)."""
+        kept: list[int] = []
+        used = 0
+        for i in range(len(lines) - 1, -1, -1):
+            cost = len(lines[i]) + 1
+            if used + cost > space:
+                break
+            kept.append(i)
+            used += cost
+        return kept, used
+
+    summary_lines = [_recap_summary(m) for m in summaries]
+    obs_lines = [_recap_observation(o) for o in observations]
+    kept_summaries, used = newest(summary_lines, room // 3)
+    kept_obs, obs_used = newest(obs_lines, room - used)
+    # Room the observations left goes to older summaries.
+    kept_summaries, _ = newest(summary_lines, room - obs_used)
+    # Oldest first; a prompt's summary after that prompt's observations.
+    entries = sorted(
+        [(int(summaries[i].prompt_number), 1, i, summary_lines[i]) for i in kept_summaries]
+        + [(int(observations[i].prompt_number), 0, i, obs_lines[i]) for i in kept_obs]
+    )
+    lines = [head]
+    left_out = len(summaries) + len(observations) - len(entries)
+    if left_out:
+        lines.append(f"({left_out} earlier entries not shown)")
+    lines += [entry[3] for entry in entries]
+    lines.append(RECAP_CLOSE)
     return "\n".join(lines)
 
 

@@ -193,6 +193,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE sessions ADD COLUMN reprocess_requested_at TEXT;
         """,
     ),
+    (
+        "0003_agent_context",
+        """
+        -- Characters the memory agent's conversation (agent_session_id) holds, so
+        -- a worker that resumes it keeps counting towards agent_context_limit.
+        ALTER TABLE sessions ADD COLUMN agent_context_chars INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]
 
 # An event whose processing failed this many times is parked as 'failed'
@@ -218,6 +226,7 @@ class SessionRow(Record):
     agent_session_id: str | None
     end_requested_at: str | None
     reprocess_requested_at: str | None
+    agent_context_chars: int = 0
 
 
 class EventRow(Record):
@@ -575,6 +584,19 @@ class Store:
             conn.execute(
                 "UPDATE sessions SET agent_session_id = ? WHERE id = ?",
                 (agent_session_id, session_id),
+            )
+
+    def set_agent_context(self, session_id: int, agent_session_id: str | None,
+                          context_chars: int) -> None:
+        """Remember the agent's conversation (its SDK session id, for resume) and its size.
+
+        Both in one statement: a resumed conversation must come with its own
+        size, and a fresh one (``None``) with 0.
+        """
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE sessions SET agent_session_id = ?, agent_context_chars = ? WHERE id = ?",
+                (agent_session_id, int(context_chars), session_id),
             )
 
     def set_status(self, session_id: int, status: SessionStatus,

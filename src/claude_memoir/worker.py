@@ -50,7 +50,14 @@ from .paths import (
     validate_session_id,
 )
 from .procs import PidRecord, create_time, is_alive, write_pid_file
-from .prompts import EventView, init_prompt, observation_prompt, summary_prompt
+from .prompts import (
+    SYSTEM_PROMPT,
+    EventView,
+    init_prompt,
+    observation_prompt,
+    session_recap,
+    summary_prompt,
+)
 from .store import EventRow, SessionRow, Store
 
 # Named explicitly: run as ``-m`` this module is ``__main__``.
@@ -76,6 +83,12 @@ MAX_AGENT_FAILURES = 3
 # ... for this long; then it tries again, so a short outage does not condemn the
 # rest of a long session to fallback summaries.
 AGENT_COOLDOWN = 60.0
+# A fresh agent conversation's recap of the session gets at most this share of
+# agent_context_limit, so a rollover always leaves most of the limit free.
+RECAP_SHARE = 4
+# Recap budget when agent_context_limit is 0 (a fresh conversation then only
+# follows a resume the CLI rejected).
+UNBOUNDED_RECAP_CHARS = 15_000
 
 
 class AlreadyRunning(MemoirError):
@@ -187,6 +200,11 @@ class Worker:
         self._wake = asyncio.Event()
         self._server: asyncio.AbstractServer | None = None
         self._introduced = False
+        # Characters of the current agent conversation (system prompt, messages
+        # sent, replies), which every request resends; persisted with the
+        # agent session id so a resuming worker keeps counting.
+        self.context_chars = 0
+        self.rollovers = 0
 
     # -- requests ----------------------------------------------------------
 
@@ -205,6 +223,8 @@ class Worker:
             "idle": round(time.monotonic() - self.last_activity, 3),
             "pending": pending,
             "agent": self.agent_state,
+            "agent_context_chars": self.context_chars,
+            "agent_rollovers": self.rollovers,
             "agent_pids": list(self.agent_pids),
             "parent_pid": self.parent[0] if self.parent else None,
             "stopping": self.stop_reason,
@@ -308,6 +328,8 @@ class Worker:
             if self.session is None:
                 log.error("session %s is not in the store; nothing to do", self.session_id)
                 return 0
+            if self.session.agent_session_id:
+                self.context_chars = self.session.agent_context_chars or 0
             self.create_time = create_time(os.getpid()) or 0.0
             parent = os.environ.get("MEMOIR_PARENT_PID", "")
             if parent.isdigit():
@@ -470,6 +492,8 @@ class Worker:
         self.agent = agent
         self.agent_state = "ready"
         self._introduced = bool(resume)
+        if not resume:
+            self.context_chars = 0  # a new conversation: nothing to resend yet
         self._record_agent_pids()
         return agent
 
@@ -485,28 +509,76 @@ class Worker:
             log.debug("cannot record agent pids: %s", e)
 
     async def _ask(self, text: str) -> str:
-        """Send one message to the agent (starting it if needed); track failures."""
+        """Send one message to the agent (starting it if needed); track failures.
+
+        Every request resends the agent's whole conversation, so the worker
+        keeps it under ``agent_context_limit``: a message that would take it
+        past the limit goes to a fresh conversation instead (``_rollover``),
+        which a recap of the session introduces.
+        """
         assert self.store is not None and self.session is not None
+        limit = self.settings.agent_context_limit
+        if limit and self._conversation_open() and self.context_chars + len(text) > limit:
+            await self._rollover(len(text))
+        fresh = False
         try:
             agent = await self._ensure_agent()
             if not self._introduced:
-                first = self.store.prompt_text(self.session.id, 1)
-                text = init_prompt(self.session.project, first, _now_iso()) + "\n\n" + text
-                self._introduced = True
+                text = self._introduction() + "\n\n" + text
+                self._introduced = fresh = True
             self.agent_state = "busy"
             reply = await agent.ask(text, self.settings.agent_timeout)
         except AgentError:
             self.agent_failures += 1
             self.last_agent_failure = time.monotonic()
             self.agent_state = "failed"
+            # The CLI may have kept the message in the transcript that a resume
+            # continues: count it, so the bound errs towards an early rollover.
+            self.context_chars += len(text)
             await self._drop_agent()
             raise
         self.agent_state = "ready"
         self.agent_failures = 0
-        if agent.session_id and agent.session_id != self.session.agent_session_id:
-            self.store.set_agent_session(self.session.id, agent.session_id)
-            self.session = self.store.get_session(self.session_id) or self.session
+        self.context_chars += (len(SYSTEM_PROMPT) if fresh else 0) + len(text) + len(reply)
+        agent_session = agent.session_id or self.session.agent_session_id
+        self.store.set_agent_context(self.session.id, agent_session, self.context_chars)
+        self.session = self.store.get_session(self.session_id) or self.session
         return reply
+
+    def _conversation_open(self) -> bool:
+        """True if the next message continues a conversation (live, or to resume)."""
+        assert self.session is not None
+        if self.agent is not None:
+            return self._introduced
+        return bool(self.session.agent_session_id)
+
+    def _introduction(self) -> str:
+        """The init prompt of a fresh conversation, with a bounded recap of the session."""
+        assert self.store is not None and self.session is not None
+        limit = self.settings.agent_context_limit
+        budget = limit // RECAP_SHARE if limit else UNBOUNDED_RECAP_CHARS
+        recap = session_recap(self.store.observations_for_session(self.session.id),
+                              self.store.summaries_for_session(self.session.id), budget)
+        first = self.store.prompt_text(self.session.id, 1)
+        return init_prompt(self.session.project, first, _now_iso(), recap=recap)
+
+    async def _rollover(self, incoming: int) -> None:
+        """Close the agent's conversation and forget it: the next ask starts a fresh one.
+
+        The stored agent session id goes with it, so a worker started after a
+        crash does not resume the long conversation either.
+        """
+        assert self.store is not None and self.session is not None
+        before = self.context_chars
+        await self._drop_agent()
+        self.store.set_agent_context(self.session.id, None, 0)
+        self.session = self.store.get_session(self.session_id) or self.session
+        self.context_chars = 0
+        self.rollovers += 1
+        log.info("session %s: agent conversation holds %d chars and the next message %d "
+                 "(limit %d); starting a fresh conversation with a recap (rollover %d)",
+                 self.session_id, before, incoming, self.settings.agent_context_limit,
+                 self.rollovers)
 
     async def _drop_agent(self) -> None:
         agent, self.agent = self.agent, None
