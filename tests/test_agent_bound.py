@@ -231,36 +231,6 @@ def test_oversize_single_message_still_reaches_the_agent(memoir_home: Path,
     assert _count(memoir_home, "SELECT COUNT(*) FROM events WHERE status = 'processed'") == 3
 
 
-def test_a_queued_batch_is_split_to_fit_half_the_limit(memoir_home: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """Events that queued while the agent was busy go in batches, but no batch
-    may take more than half the bound: 12 events of ~1.5k chars each at a
-    limit of 8000 would otherwise be one 20k-character message."""
-    monkeypatch.setenv("MEMOIR_AGENT_CONTEXT_LIMIT", str(LIMIT))
-    _seed(memoir_home)
-    for i in range(12):
-        _add_event(memoir_home, i)  # all queued before the worker starts
-    factory = FakeAgentFactory()
-
-    async def scenario(worker: Worker) -> None:
-        await _until(lambda: _count(memoir_home, "SELECT COUNT(*) FROM events"
-                                                 " WHERE status = 'pending'") == 0)
-
-    _run_worker(memoir_home, factory, scenario)
-    sent = [m for a in factory.agents for m in a.messages if "START-" in m]
-    assert len(sent) > 1  # split, not one message
-    for message in sent:
-        observed = len(re.findall(r"START-\d+", message))
-        # The part the batch adds (init and recap aside) fits half the limit,
-        # unless it holds a single event.
-        body = message[message.index("START-") - 200:] if observed > 1 else ""
-        assert observed == 1 or len(body) <= LIMIT // 2 + 400, (observed, len(body))
-    # Every event went exactly once, in order.
-    order = [int(n) for m in sent for n in re.findall(r"START-(\d+)", m)]
-    assert order == list(range(12))
-    assert _count(memoir_home, "SELECT COUNT(*) FROM events WHERE status = 'processed'") == 12
-
-
 # -- end to end: real hooks, workers and SDK agent against the mock API -------------
 
 

@@ -605,17 +605,9 @@ class Worker:
                 return
             # One prompt per batch, so each observation belongs to one prompt.
             batch = [e for e in pending if e.prompt_number == pending[0].prompt_number]
+            ids = [e.id for e in batch]
             text = observation_prompt([_event_view(e) for e in batch],
                                       self.settings.max_field_chars)
-            # A batch of 20 large events is ~160k characters: one message past
-            # any conversation bound. Halve it until it takes at most half the
-            # bound (a single event always goes).
-            limit = self.settings.agent_context_limit
-            while limit and len(batch) > 1 and len(text) > limit // 2:
-                batch = batch[: len(batch) // 2]
-                text = observation_prompt([_event_view(e) for e in batch],
-                                          self.settings.max_field_chars)
-            ids = [e.id for e in batch]
             try:
                 reply = await self._ask(text)
             except AgentError as e:
