@@ -302,10 +302,12 @@ def test_e2e_requests_stay_bounded_with_the_real_agent(
         recaps = [r for r in inits if RECAP_OPEN in r.last_user_text()]
         if limit:
             # Fresh conversations, each introduced by the init marker and a recap
-            # that the mock still answers (observations parsed and stored above),
-            # and conversations that went on for more than one message.
+            # that the mock still answers (observations parsed and stored above).
+            # (Whether a conversation also goes on for several messages depends
+            # on how many events queue while the real agent answers, i.e. on
+            # the machine's load; test_conversation_rolls_over_past_the_limit
+            # checks it deterministically with the fake agent.)
             assert len(recaps) >= 2
-            assert len(requests) > len(inits)
             assert any("MEMOIR-SUMMARY-REQUEST" in r.last_user_text() for r in requests)
         else:
             assert not recaps

@@ -17,7 +17,6 @@ starts late (its predecessor killed, a message lost) does exactly the same work.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import errno
 import fcntl
@@ -39,7 +38,6 @@ from .config import Settings, load_settings
 from .digest import fallback_summary
 from .errors import AgentError, InvalidInput, IPCError, MemoirError
 from .log import setup_logging
-from .parser import parse_observations, parse_summary
 from .paths import (
     agent_dir,
     ensure_private_dir,
@@ -621,6 +619,8 @@ class Worker:
                 if not self._agent_gave_up():  # back off 1 s, 2 s, ... before retrying
                     await asyncio.sleep(min(2 ** (self.agent_failures - 1), 10))
                 continue
+            from .parser import parse_observations  # ~8 ms of regexes, not before listening
+
             observations = parse_observations(reply)
             self.store.record_observations(self.session.id, ids, observations,
                                            batch[0].prompt_number)
@@ -645,6 +645,8 @@ class Worker:
                 log.warning("agent failed to summarize prompt %d of %s: %s",
                             prompt_number, self.session_id, e)
             else:
+                from .parser import parse_summary
+
                 summary = parse_summary(reply)
                 if summary is None and "<skip_summary" in reply:
                     note = "Built from raw events; the memory agent found nothing to summarize."
@@ -731,13 +733,16 @@ async def _main_async(worker: Worker) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m claude_memoir.worker --session ID``."""
-    parser = argparse.ArgumentParser(prog="python -m claude_memoir.worker")
-    parser.add_argument("--session", required=True, help="Claude Code session id")
-    args = parser.parse_args(argv)
+    # By hand, not argparse: the time from spawn to listening is what a hook
+    # arriving right after the first prompt waits for, and argparse costs ~10 ms.
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "--session":
+        print("usage: python -m claude_memoir.worker --session ID", file=sys.stderr)
+        return 2
     settings = load_settings()
     setup_logging(settings.home, settings.log_level)
     try:
-        session_id = validate_session_id(args.session)
+        session_id = validate_session_id(args[1])
     except InvalidInput as e:
         log.error("worker not started: %s", e)
         return 2
