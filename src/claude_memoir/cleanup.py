@@ -86,7 +86,8 @@ def end_unresponsive(home: str | os.PathLike[str], session_id: str,
     """End the session's worker if it does not answer a ping within ``wait`` s, twice.
 
     Returns ``answered`` (alive, left alone), ``busy`` (another reaper is at
-    it), ``absent`` (no worker listens) or ``ended``. A worker is ended only if
+    it), ``absent`` (no worker listens), ``unclear`` (the socket failed in
+    another way than silence; left alone) or ``ended``. A worker is ended only if
     provably ours (pid file, create time, command line, uid); then its socket
     is removed, a session whose end was requested is marked failed
     (``worker-unresponsive``), and a fresh worker is started if work is left,
@@ -118,6 +119,10 @@ def end_unresponsive(home: str | os.PathLike[str], session_id: str,
             except IPCError as e:
                 if e.reason in {"absent", "refused"}:
                     return "absent"
+                if e.reason != "timeout":
+                    # Closed on us, or another socket error: not a hang, and a
+                    # worker finishing its session must not be killed for it.
+                    return "unclear"
         ended = procs.end_worker(home, session_id)
         try:
             os.unlink(sock)

@@ -1,5 +1,7 @@
-"""Claude Code hooks: ``python -m claude_memoir.hook EVENT`` with the payload on stdin.
+"""Claude Code hooks: one process per event, the payload on stdin.
 
+Installed as ``python -I -S -c "...from claude_memoir.hook import entry; entry()" EVENT``
+(see ``install.hook_command``); ``python -m claude_memoir.hook EVENT`` works too.
 Claude Code runs these synchronously and the user waits for them, on every tool
 call. So each one: imports only the standard library and light modules of this
 package, commits what it must keep to SQLite, wakes the worker without waiting
@@ -50,6 +52,7 @@ HOOK_BUSY_TIMEOUT = 1.5
 # (p99 ~7 ms measured on a loaded 2-core machine); a later answer only costs
 # a background reaper that finds the worker alive.
 SESSION_END_ACK_WAIT = 0.005
+
 
 def read_stdin(limit: int = MAX_PAYLOAD, timeout: float = STDIN_TIMEOUT) -> bytes:
     """Read the payload: up to ``limit`` bytes, until EOF or ``timeout`` seconds."""
