@@ -1058,8 +1058,8 @@ def bench_tokens(bench: Bench) -> list[Row]:
     bench.note(section, f"input tokens ~ characters of json.dumps(system) + json.dumps(messages)"
                         f" + json.dumps(tools) / {CHARS_PER_TOKEN}; output tokens ~ characters "
                         f"of the mock's replies / {CHARS_PER_TOKEN}")
-    bench.note(section, "'limit 0' sets MEMOIR_AGENT_CONTEXT_LIMIT=0 (the agent "
-                        "conversation bound; equal to default until that bound exists)")
+    bench.note(section, "'limit 0' sets MEMOIR_AGENT_CONTEXT_LIMIT=0: no bound on the agent's "
+                        "conversation, which every request resends (the cost before the bound)")
     return rows
 
 
