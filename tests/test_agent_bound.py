@@ -20,7 +20,7 @@ import pytest
 
 from claude_memoir.prompts import RECAP_CLOSE, RECAP_OPEN, SYSTEM_PROMPT
 from claude_memoir.store import Store
-from claude_memoir.worker import Worker
+from claude_memoir.service import Worker
 from conftest import api_env, db, payload, wait_for
 from fakeagent import FakeAgent, FakeAgentFactory
 from mockapi import MockAnthropic

@@ -25,7 +25,8 @@ from claude_memoir.config import load_settings
 from claude_memoir.errors import IPCError
 from claude_memoir.paths import lock_path, pid_path, socket_path
 from claude_memoir.store import Store
-from claude_memoir.worker import AlreadyRunning, SessionLock, Worker, clear_stale_socket
+from claude_memoir.service import Worker
+from claude_memoir.worker import AlreadyRunning, SessionLock, clear_stale_socket
 from conftest import db, pid_alive, wait_for
 from fakeagent import FakeAgentFactory
 
@@ -267,7 +268,7 @@ def test_agent_unavailable_yields_fallback_summary_and_keeps_events(memoir_home:
 
 def test_agent_is_tried_again_after_cooldown(memoir_home: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import claude_memoir.worker as worker_module
+    import claude_memoir.service as worker_module
 
     monkeypatch.setattr(worker_module, "AGENT_COOLDOWN", 1.0)
     session_pk = _seed(memoir_home, events=1, finished=True)
@@ -554,3 +555,19 @@ def test_files_are_private_under_a_permissive_umask(run_hook: Any, memoir_home: 
              if m & 0o077 or (m & 0o700) == 0}
     assert not loose, loose
     assert any(p.endswith(".sock") for p in modes) and any(p.endswith("memoir.db") for p in modes)
+
+
+def test_worker_entry_listens_before_the_heavy_imports() -> None:
+    """``python -m claude_memoir.worker`` binds its socket before asyncio, logging,
+    the agent's modules, psutil or the SDK are loaded (~70 ms of imports), so a
+    hook arriving right after the first prompt finds a live socket."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                           "import claude_memoir.worker"], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    names = {line.rsplit("|", 1)[1].strip().split(".")[0]
+             for line in done.stderr.splitlines() if line.startswith("import time:")}
+    heavy = names & {"asyncio", "logging", "claude_agent_sdk", "psutil", "argparse", "typing",
+                     "dataclasses", "pathlib"}
+    assert not heavy, sorted(heavy)
+    assert "claude_memoir" in names
