@@ -24,6 +24,18 @@ _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 _NAMES = {number: name for name, number in _LEVELS.items()}
 
 
+def _open_log(home: str | os.PathLike[str]) -> tuple[str, int]:
+    """Create the log directory (0700) and open ``memoir.log`` for appending; (path, fd).
+
+    O_CREAT with 0600 so the file is private even under a loose umask. Raises
+    on a read-only or full disk; both callers fall back to stderr.
+    """
+    from .paths import ensure_private_dir, log_dir
+
+    path = os.path.join(ensure_private_dir(log_dir(home)), "memoir.log")
+    return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
 class _HookSink:
     """Appends formatted lines to the log file without the ``logging`` package."""
 
@@ -33,13 +45,8 @@ class _HookSink:
         self.fd: int | None = None
 
     def _open(self) -> int:
-        from .paths import ensure_private_dir, log_dir
-
         try:
-            directory = ensure_private_dir(log_dir(self.home))
-            # O_CREAT with 0600 so the file is private even under a loose umask.
-            return os.open(os.path.join(directory, "memoir.log"),
-                           os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            return _open_log(self.home)[1]
         except Exception:  # noqa: BLE001 - a read-only or full disk must not break a hook
             return 2  # stderr: Claude Code shows it in debug mode
 
@@ -130,17 +137,14 @@ def setup_logging(home: str | os.PathLike[str], level: str = "INFO") -> None:
     """
     import logging
 
-    from .paths import ensure_private_dir, log_dir
-
     global _sink
     _sink = None  # from now on records go through logging
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     try:
-        path = os.path.join(ensure_private_dir(log_dir(home)), "memoir.log")
-        # O_CREAT with 0600 so the file is private even under a loose umask.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        path, fd = _open_log(home)
+        os.close(fd)  # created private; FileHandler reopens it by name
         handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
     except Exception:  # noqa: BLE001 - see the docstring
         handler = logging.StreamHandler(sys.stderr)

@@ -165,7 +165,7 @@ def end_process_group(proc: Any, grace: float = 0.3) -> bool:
 
 def end_worker(home: Path, session_id: str, grace: float = 0.3) -> int | None:
     """End the session's worker if it is provably ours; return its pid if ended."""
-    record = read_pid_file(Path(pid_path(home, session_id)))
+    record = read_pid_file(pid_path(home, session_id))
     if record is None:
         return None
     proc = our_worker(record)
