@@ -93,25 +93,21 @@ def end_unresponsive(home: str | os.PathLike[str], session_id: str,
     (``worker-unresponsive``), and a fresh worker is started if work is left,
     so nothing pending is dropped.
     """
-    import fcntl
-
     from . import launch, procs
     from .paths import ensure_private_dir
+    from .worker import AlreadyRunning, SessionLock
 
     session_id = validate_session_id(session_id)
     sock = socket_path(home, session_id)
     if not os.path.exists(sock):
         return "absent"  # gone meanwhile: nothing to check, and no file to leave behind
     ensure_private_dir(run_dir(home))
-    lock_file = os.path.join(run_dir(home), f"{Path(sock).stem}.reap")
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-    locked = False
+    lock = SessionLock(os.path.join(run_dir(home), f"{Path(sock).stem}.reap"))
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked = True
-        except OSError:
-            return "busy"
+        lock.acquire()
+    except AlreadyRunning:
+        return "busy"
+    try:
         for _ in range(2):
             try:
                 if ipc.request(sock, {"type": "ping"}, timeout=wait).get("ok") is not None:
@@ -147,14 +143,13 @@ def end_unresponsive(home: str | os.PathLike[str], session_id: str,
             launch.spawn_worker(home, session_id)
         return "ended"
     finally:
-        if locked:
-            # Removed while still held: a reaper that opened it meanwhile fails
-            # its flock and leaves, so at worst two reapers overlap, harmlessly.
-            try:
-                os.unlink(lock_file)
-            except FileNotFoundError:
-                pass
-        os.close(fd)
+        # Removed while still held: a reaper that opened it meanwhile fails its
+        # flock and leaves, so at worst two reapers overlap, harmlessly.
+        try:
+            os.unlink(lock.path)
+        except FileNotFoundError:
+            pass
+        lock.release()
 
 
 def main(argv: list[str] | None = None) -> int:
