@@ -55,9 +55,10 @@ from typing import Any, Callable, Iterator
 import psutil
 
 import claude_memoir
-from claude_memoir import install, ipc, launch
+from claude_memoir import ipc, launch
+from claude_memoir.cli import install
 from claude_memoir.config import Settings
-from claude_memoir.context import project_key
+from claude_memoir.recall.project import project_key
 from claude_memoir.paths import db_path, socket_path
 from claude_memoir.store import Store
 

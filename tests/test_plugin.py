@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from claude_memoir.install import EVENTS, install
+from claude_memoir.cli.install import EVENTS, install
 from conftest import payload
 
 REPO = Path(__file__).resolve().parents[1]

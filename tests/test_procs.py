@@ -8,7 +8,6 @@ signalled; the conftest teardown SIGKILLs whatever is left for this MEMOIR_HOME.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -159,12 +158,12 @@ def test_our_worker_accepts_only_the_real_worker(memoir_home: Path, spawned: Spa
     assert found is not None and found.pid == worker.pid
 
     # Pid reuse: same pid, another process's create time.
-    assert procs.our_worker(dataclasses.replace(record, create_time=record.create_time - 3)) is None
-    assert procs.our_worker(dataclasses.replace(record, create_time=record.create_time + 1)) is None
+    assert procs.our_worker(record._replace(create_time=record.create_time - 3)) is None
+    assert procs.our_worker(record._replace(create_time=record.create_time + 1)) is None
     # The worker of another session.
-    assert procs.our_worker(dataclasses.replace(record, session_id=OTHER_SID)) is None
+    assert procs.our_worker(record._replace(session_id=OTHER_SID)) is None
     # A session id that is only a prefix of the worker's.
-    assert procs.our_worker(dataclasses.replace(record, session_id=SID[:8])) is None
+    assert procs.our_worker(record._replace(session_id=SID[:8])) is None
 
     # A non-worker process with a perfectly forged pid file.
     sleeper = start_sleeper(spawned)
@@ -304,7 +303,7 @@ def test_end_worker_ends_a_stopped_worker_and_its_listed_agent_only(
     wait_started(agent.pid)
     wait_started(innocent.pid)
     procs.write_pid_file(Path(pid_path(memoir_home, SID)),
-                         dataclasses.replace(record, agent_pids=(agent.pid, innocent.pid)))
+                         record._replace(agent_pids=(agent.pid, innocent.pid)))
     os.kill(worker.pid, signal.SIGSTOP)
 
     started = time.monotonic()
@@ -338,7 +337,7 @@ def test_end_worker_leaves_someone_else_alone(memoir_home: Path, spawned: Spawne
     seed(memoir_home, OTHER_SID)
     other, other_record = start_worker(spawned, memoir_home, OTHER_SID)
     procs.write_pid_file(Path(pid_path(memoir_home, SID)),
-                         dataclasses.replace(other_record, session_id=SID))
+                         other_record._replace(session_id=SID))
     assert procs.end_worker(memoir_home, SID) is None
     time.sleep(0.4)
     assert alive(other.pid)

@@ -12,7 +12,7 @@ import json
 import math
 import os
 
-from .record import Record
+from .values import Record
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 
@@ -109,16 +109,20 @@ def _coerce(name: str, default: object, value: object) -> object:
     if isinstance(default, bool):
         return str(value).lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):
-        number = int(value)  # type: ignore[arg-type]
+        if not isinstance(value, (str, int, float)):
+            raise TypeError(f"{name}: expected a number")
+        number = int(value)
         if number < 0:
             raise ValueError(f"{name}: must not be negative")
         return number
     if isinstance(default, float):
-        number = float(value)  # type: ignore[arg-type]
+        if not isinstance(value, (str, int, float)):
+            raise TypeError(f"{name}: expected a number")
+        seconds = float(value)
         # nan would make every "idle >= timeout" comparison false: no watchdog.
-        if not math.isfinite(number) or number < 0:
+        if not math.isfinite(seconds) or seconds < 0:
             raise ValueError(f"{name}: must be a finite, non-negative number")
-        return number
+        return seconds
     return str(value)
 
 
@@ -155,4 +159,4 @@ def load_settings() -> Settings:
                 values[key] = _coerce(env_name, by_name[key], raw_env)
             except (TypeError, ValueError):
                 pass
-    return Settings(home=home, **values)  # type: ignore[arg-type]
+    return Settings(home=home, **values)

@@ -117,7 +117,7 @@ def request(path: str | os.PathLike[str], message: Request, timeout: float = 1.0
         raise IPCError("no worker socket", reason="absent", path=str(path)) from e
     except ConnectionRefusedError as e:
         raise IPCError("worker socket refused", reason="refused", path=str(path)) from e
-    except socket.timeout as e:
+    except TimeoutError as e:
         raise IPCError("worker did not answer in time", reason="timeout") from e
     except OSError as e:
         raise IPCError(f"socket error: {e}", reason="os-error", path=str(path)) from e

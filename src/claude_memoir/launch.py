@@ -101,7 +101,7 @@ def spawn_worker(home: str | os.PathLike[str], session_id: str) -> int | None:
 
 
 def spawn_reaper(home: str | os.PathLike[str], session_id: str) -> int | None:
-    """Start ``python -m claude_memoir.cleanup SESSION`` detached; return its pid.
+    """Start ``python -m claude_memoir.worker.reaper SESSION`` detached; return its pid.
 
     A worker whose socket accepts but does not answer is either busy or hung
     (SIGSTOPped, deadlocked). Telling which takes a second of patience that
@@ -111,7 +111,7 @@ def spawn_reaper(home: str | os.PathLike[str], session_id: str) -> int | None:
     session exit at once (a lock).
     """
     ensure_private_dir(run_dir(home))
-    return _spawn_detached([sys.executable, "-m", "claude_memoir.cleanup", session_id],
+    return _spawn_detached([sys.executable, "-m", "claude_memoir.worker.reaper", session_id],
                            f"reaper for session {session_id}")
 
 

@@ -142,12 +142,13 @@ def setup_logging(home: str | os.PathLike[str], level: str = "INFO") -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+    sink: logging.Handler
     try:
         path, fd = _open_log(home)
         os.close(fd)  # created private; FileHandler reopens it by name
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        sink = logging.FileHandler(path, encoding="utf-8")
     except Exception:  # noqa: BLE001 - see the docstring
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT))
-    root.addHandler(handler)
+        sink = logging.StreamHandler(sys.stderr)
+    sink.setFormatter(logging.Formatter(_FORMAT))
+    root.addHandler(sink)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))

@@ -18,10 +18,10 @@ import stat
 from .errors import InvalidInput
 
 try:  # the builtin implementation: hashlib's OpenSSL load costs a hook ~2.5 ms
-    from _sha256 import sha256 as _sha256  # Python 3.11
+    from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the interpreter
     try:
-        from _sha2 import sha256 as _sha256  # Python 3.12+
+        from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
     except ImportError:
         from hashlib import sha256 as _sha256
 
@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - depends on the interpreter
 
 def digest(data: bytes) -> str:
     """SHA-256 hex digest (socket names, event dedupe hashes) without importing hashlib."""
-    return _sha256(data).hexdigest()
+    return str(_sha256(data).hexdigest())
 
 
 # Every function here takes the home directory as str or os.PathLike and returns

@@ -14,24 +14,23 @@ rare path of a hung worker, never at start-up.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .log import get_logger
 from .paths import agent_dir, pid_path
+from .values import Record
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Create times from psutil are floats rounded by the OS clock tick.
 _TIME_SLACK = 0.05
 
 
-@dataclass(frozen=True)
-class PidRecord:
+class PidRecord(Record):
     """What a worker writes to its pid file."""
 
     pid: int
@@ -55,9 +54,9 @@ def read_pid_file(path: str | os.PathLike[str]) -> PidRecord | None:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-        record = PidRecord(int(data["pid"]), float(data["create_time"]),
-                           str(data["session_id"]),
-                           tuple(int(p) for p in data.get("agent_pids", [])))
+        record = PidRecord(pid=int(data["pid"]), create_time=float(data["create_time"]),
+                           session_id=str(data["session_id"]),
+                           agent_pids=tuple(int(p) for p in data.get("agent_pids", [])))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     # A pid of 0 or below would address a process group, not a process.
@@ -163,7 +162,7 @@ def end_process_group(proc: Any, grace: float = 0.3) -> bool:
     return wait_gone(pid, 1.0)
 
 
-def end_worker(home: Path, session_id: str, grace: float = 0.3) -> int | None:
+def end_worker(home: str | os.PathLike[str], session_id: str, grace: float = 0.3) -> int | None:
     """End the session's worker if it is provably ours; return its pid if ended."""
     record = read_pid_file(pid_path(home, session_id))
     if record is None:
@@ -180,7 +179,7 @@ def end_worker(home: Path, session_id: str, grace: float = 0.3) -> int | None:
     return record.pid
 
 
-def _is_our_agent(proc: Any, home: Path) -> bool:
+def _is_our_agent(proc: Any, home: str | os.PathLike[str]) -> bool:
     import psutil
 
     try:
@@ -191,16 +190,16 @@ def _is_our_agent(proc: Any, home: Path) -> bool:
         cwd = proc.cwd()
     except psutil.Error:
         return False
-    return os.path.realpath(cwd) == os.path.realpath(agent_dir(home))
+    return bool(os.path.realpath(cwd) == os.path.realpath(agent_dir(home)))
 
 
-def _end_agent(home: Path, pid: int) -> None:
+def _end_agent(home: str | os.PathLike[str], pid: int) -> None:
     proc = _process(pid)
     if proc is not None and _is_our_agent(proc, home):
         end_process_group(proc, 0.3)
 
 
-def orphaned_agents(home: Path) -> list[Any]:
+def orphaned_agents(home: str | os.PathLike[str]) -> list[Any]:
     """Agent CLIs of ours whose worker is gone (reparented, or parent not a worker)."""
     import psutil
 

@@ -153,6 +153,13 @@ class _Lazy:
         return getattr(self.compiled, name)
 
 
+# Type checkers see a compiled pattern: re.Pattern[str] forwards every attribute to one.
+if TYPE_CHECKING:
+    def _lazy(source: str, flags: int = 0) -> re.Pattern[str]: ...
+else:
+    _lazy = _Lazy
+
+
 MAX_DEPTH = 64
 TOO_DEEP = "[too deep]"
 CYCLE = "[cycle]"
@@ -167,7 +174,7 @@ def _marker(kind: str) -> str:
 # A value that is exactly one of our own markers was redacted by an earlier
 # rule or pass; matching it again would break idempotence ("[REDACTED:x]" ->
 # "[REDACTED:password]").
-_MARKER = _Lazy(r"\[REDACTED:[^\]\n]*\]|\[private\]")
+_MARKER = _lazy(r"\[REDACTED:[^\]\n]*\]|\[private\]")
 
 # ---------------------------------------------------------------------------
 # Performance notes, for every pattern below. Python's re engine backtracks and
@@ -179,21 +186,21 @@ _MARKER = _Lazy(r"\[REDACTED:[^\]\n]*\]|\[private\]")
 # scan of the run it started on, and runs never overlap: linear time.
 # ---------------------------------------------------------------------------
 
-_PRIVATE_TAG = _Lazy(r"<(/?)\s*private\s*>", re.IGNORECASE)
+_PRIVATE_TAG = _lazy(r"<(/?)\s*private\s*>", re.IGNORECASE)
 
-_PEM_MARKER = _Lazy(r"-----(BEGIN|END) (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_MARKER = _lazy(r"-----(BEGIN|END) (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 # What may stand between the markers of a real key: base64, whitespace, "\n"
 # escapes of JSON-encoded text, and RFC 1421 headers ("Proc-Type: 4,ENCRYPTED",
 # "Version: GnuPG v2.0.22"). Anything else between two markers (code, prose)
 # means they are not one block.
-_PEM_BODY = _Lazy(r"[A-Za-z0-9+/=\s\\:,.-]*")
+_PEM_BODY = _lazy(r"[A-Za-z0-9+/=\s\\:,.-]*")
 
 # (kind, triggers, pattern, check). The pattern runs only if one of the
 # triggers (its literal prefixes) occurs in the text: a substring test is ~100x
 # cheaper than a regex scan and spares compiling the pattern at all. check,
 # when given, vetoes a match the pattern alone cannot rule out.
 if TYPE_CHECKING:
-    _Rule = tuple[str, tuple[str, ...], _Lazy, Callable[[re.Match[str]], bool] | None]
+    _Rule = tuple[str, tuple[str, ...], re.Pattern[str], Callable[[re.Match[str]], bool] | None]
 
 
 def _has_digit_after_prefix(m: re.Match[str]) -> bool:
@@ -203,30 +210,30 @@ def _has_digit_after_prefix(m: re.Match[str]) -> bool:
 
 
 _TOKEN_RULES: tuple[_Rule, ...] = (
-    ("anthropic-key", ("sk-ant-",), _Lazy(
+    ("anthropic-key", ("sk-ant-",), _lazy(
         r"sk-ant-(?<![A-Za-z0-9]sk-ant-)[A-Za-z0-9_-]{20,}"), None),
-    ("openai-key", ("sk-",), _Lazy(
+    ("openai-key", ("sk-",), _lazy(
         r"sk-(?<![A-Za-z0-9]sk-)(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
      _has_digit_after_prefix),
-    ("aws-access-key-id", ("AKIA", "ASIA"), _Lazy(
+    ("aws-access-key-id", ("AKIA", "ASIA"), _lazy(
         r"A(?:KIA|SIA)(?<![A-Za-z0-9]A[KS]IA)[A-Z0-9]{16}(?![A-Za-z0-9])"), None),
-    ("github-token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), _Lazy(
+    ("github-token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), _lazy(
         r"gh[pousr]_(?<![A-Za-z0-9_]gh[pousr]_)[A-Za-z0-9]{20,}"), None),
-    ("github-token", ("github_pat_",), _Lazy(
+    ("github-token", ("github_pat_",), _lazy(
         r"github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9_]{20,}"), None),
-    ("gitlab-token", ("glpat-",), _Lazy(
+    ("gitlab-token", ("glpat-",), _lazy(
         r"glpat-(?<![A-Za-z0-9_]glpat-)[A-Za-z0-9_-]{20,}"), None),
-    ("slack-token", ("xox",), _Lazy(
+    ("slack-token", ("xox",), _lazy(
         r"xox[abprs]-(?<![A-Za-z0-9]xox[abprs]-)[A-Za-z0-9-]{10,}"), None),
     # Two patterns rather than "[sr]k_": a leading class is tried at every "s"
     # and "r" in the text, 10x slower than a literal prefix.
-    ("stripe-key", ("sk_",), _Lazy(
+    ("stripe-key", ("sk_",), _lazy(
         r"sk_(?<![A-Za-z0-9_]sk_)(?:live|test)_[A-Za-z0-9]{16,}"), None),
-    ("stripe-key", ("rk_",), _Lazy(
+    ("stripe-key", ("rk_",), _lazy(
         r"rk_(?<![A-Za-z0-9_]rk_)(?:live|test)_[A-Za-z0-9]{16,}"), None),
-    ("google-api-key", ("AIza",), _Lazy(
+    ("google-api-key", ("AIza",), _lazy(
         r"AIza(?<![A-Za-z0-9_-]AIza)[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])"), None),
-    ("jwt", ("eyJ",), _Lazy(
+    ("jwt", ("eyJ",), _lazy(
         r"eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), None),
 )
 
@@ -235,13 +242,13 @@ _TOKEN_RULES: tuple[_Rule, ...] = (
 # cost ~100 ms per MB for the assignment rule alone.
 _QUOTE_OPEN = r"""(?:\\?["'])?"""  # closing quote of a JSON/dict key, maybe escaped
 
-_AWS_SECRET = _Lazy(
+_AWS_SECRET = _lazy(
     r"secret[_-]?access[_-]?key(?![a-z0-9_-])" + _QUOTE_OPEN
     + r"[ \t]*(?::=|[:=])[ \t]*" + _QUOTE_OPEN
     + r"(?P<val>[a-z0-9/+=]{40})(?![a-z0-9/+=])"
 )
 
-_AUTHORIZATION = _Lazy(
+_AUTHORIZATION = _lazy(
     r"authorization(?![a-z0-9_-])" + _QUOTE_OPEN + r"[ \t]*[:=][ \t]*" + _QUOTE_OPEN
     + r"(?:(?P<scheme>bearer|basic|token)[ \t]+)?(?P<val>[a-z0-9._~+/-]+=*)"
 )
@@ -249,9 +256,9 @@ _AUTH_KINDS = {"bearer": "bearer-token", "basic": "basic-auth", "token": "token"
 
 # Anchored on "://" (a literal) rather than on the scheme; the scheme is kept
 # anyway. The password run is greedy, so "user:p@ss@host" loses "p@ss".
-_URL_PASSWORD = _Lazy(r"://(?P<user>[^\s:/?#@\"'<>\[\]]*):(?P<pw>[^\s/?#\"'<>]+)@")
+_URL_PASSWORD = _lazy(r"://(?P<user>[^\s:/?#@\"'<>\[\]]*):(?P<pw>[^\s/?#\"'<>]+)@")
 
-_ASSIGN = _Lazy(
+_ASSIGN = _lazy(
     r"(?P<key>passw(?:or)?d|secret(?:[_-]?key)?|token|api[_-]?key|access[_-]?key"
     r"|private[_-]?key)"
     # The keyword must end the key: not "tokenizer", "secret_key_path", "max_tokens".
@@ -279,7 +286,7 @@ _QUOTED_GROUPS = ("q1", "q2", "q3", "q4")
 # the value alone, not by counting quotes on the line: redacting an earlier
 # value on the line would change the count, and a second pass would then
 # decide differently.)
-_CODE_AFTER_QUOTE = _Lazy(r"[\s)\]},;]|[+.%|&*]\s|\.[A-Za-z_][A-Za-z0-9_]*\(")
+_CODE_AFTER_QUOTE = _lazy(r"[\s)\]},;]|[+.%|&*]\s|\.[A-Za-z_][A-Za-z0-9_]*\(")
 # Substrings one of which every _ASSIGN key contains: a cheap skip for the
 # common text that mentions none.
 _ASSIGN_WORDS = ("passw", "secret", "token", "key")
@@ -289,8 +296,8 @@ _ASSIGN_KINDS = {
     "accesskey": "access-key", "privatekey": "private-key",
 }
 # Bare values that are names in code: a digit-free identifier, or a dotted name.
-_CODE_NAME = _Lazy(r"[A-Za-z_]+|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
-_VAR_REFERENCE = _Lazy(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
+_CODE_NAME = _lazy(r"[A-Za-z_]+|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_VAR_REFERENCE = _lazy(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _MIN_BARE = 8
 # How far back the env-file check looks for the start of a key; keys are short
@@ -393,7 +400,7 @@ def _redact_pem(text: str) -> str:
     return "".join(parts)
 
 
-def _apply_rule(text: str, kind: str, pattern: _Lazy,
+def _apply_rule(text: str, kind: str, pattern: re.Pattern[str],
                 check: Callable[[re.Match[str]], bool] | None) -> str:
     marker = _marker(kind)
     if check is None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import InvalidInput, StoreError
 from .log import get_logger
@@ -56,7 +57,8 @@ def pending(home: str | os.PathLike[str]) -> list[Path]:
         return []
 
 
-def replay(home: str | os.PathLike[str], record: Callable[[str, dict[str, Any]], str | None]) -> list[str]:
+def replay(home: str | os.PathLike[str],
+           record: Callable[[str, dict[str, Any]], str | None]) -> list[str]:
     """Feed spooled payloads to ``record(event, payload)`` in order; return touched sessions.
 
     ``record`` returns the session id it wrote to (or None). A payload that

@@ -1,0 +1,339 @@
+"""``memoir doctor``: is claude-memoir installed, private, healthy and able to reach its agent?
+
+Each check returns a Finding: ``ok``, ``warn`` (works, but look) or ``fail``
+(something the user loses memory over), with what was seen and, for anything
+not ok, the command or step that fixes it. ``--fix`` applies the safe fixes:
+tightening permissions and moving a damaged database aside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+from typing import Literal
+
+from ..config import Settings
+from ..paths import agent_dir, db_path, log_dir, run_dir
+from ..values import Record
+
+Level = Literal["ok", "warn", "fail"]
+
+
+class Finding(Record):
+    """One check's result."""
+
+    check: str
+    level: Level
+    detail: str
+    fix: str = ""
+
+
+def _hooks_in(path: Path) -> dict[str, list[str]]:
+    """Our hook commands per event in a settings.json ({} if none or unreadable)."""
+    from .install import EVENTS, is_ours
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, list[str]] = {}
+    hooks = data.get("hooks") if isinstance(data, dict) else None
+    if not isinstance(hooks, dict):
+        return {}
+    for event in EVENTS:
+        for group in hooks.get(event) or []:
+            for hook in (group.get("hooks") or []) if isinstance(group, dict) else []:
+                if isinstance(hook, dict) and is_ours(hook):
+                    found.setdefault(event, []).append(str(hook.get("command", "")))
+    return found
+
+
+def check_install(project_dir: Path) -> list[Finding]:
+    """Hooks present for every event, each pointing at an interpreter that works."""
+    from .install import EVENTS, settings_path
+
+    findings = []
+    scopes = {"user": settings_path("user"), "project": settings_path("project", project_dir)}
+    installed = {scope: _hooks_in(path) for scope, path in scopes.items()}
+    present = {scope: hooks for scope, hooks in installed.items() if hooks}
+    if not present:
+        return [Finding("install", "fail",
+                        f"no claude-memoir hooks in {scopes['user']} or {scopes['project']} "
+                        "(the plugin form is not checked here)",
+                        "run `memoir install` (or load the plugin: see README)")]
+    for scope, hooks in present.items():
+        missing = sorted(set(EVENTS) - set(hooks))
+        if missing:
+            findings.append(Finding("install", "fail",
+                                    f"{scopes[scope]}: no hook for {', '.join(missing)}",
+                                    f"run `memoir install --scope {scope}`"))
+        doubled = sorted(e for e, cmds in hooks.items() if len(cmds) > 1)
+        if doubled:
+            findings.append(Finding("install", "warn",
+                                    f"{scopes[scope]}: several claude-memoir hooks for "
+                                    f"{', '.join(doubled)}",
+                                    f"run `memoir install --scope {scope}` to keep one"))
+        interpreters = set()
+        prefixes: set[tuple[str, ...]] = set()
+        for command in (c for cmds in hooks.values() for c in cmds):
+            try:
+                argv = shlex.split(command)
+                interpreters.add(argv[0])
+                prefixes.add(tuple(argv[:-1]))
+            except (ValueError, IndexError):
+                findings.append(Finding("install", "fail", f"{scopes[scope]}: hook command "
+                                        f"cannot be parsed: {command[:120]!r}",
+                                        f"run `memoir install --scope {scope}`"))
+        working = set()
+        for python in sorted(interpreters):
+            finding = _check_interpreter(scopes[scope], python, scope)
+            findings.append(finding)
+            if finding.level == "ok":
+                working.add(python)
+        for prefix in sorted(p for p in prefixes if p and p[0] in working):
+            findings += _probe_command(scopes[scope], list(prefix), scope)
+    if len(present) == 2:
+        findings.append(Finding("install", "warn",
+                                "hooks installed in both user and project settings: every "
+                                "event runs twice", "run `memoir uninstall --scope project`"))
+    if not [f for f in findings if f.level != "ok"]:
+        findings.append(Finding("install", "ok", "hooks installed for every event in "
+                                + ", ".join(str(scopes[s]) for s in present)))
+    return findings
+
+
+def _probe_command(settings: Path, prefix: list[str], scope: str) -> list[Finding]:
+    """Run an installed hook command exactly as written, with ``--probe`` as its event.
+
+    The hook runs with -I -S and finds the package through the directory its
+    command names; a package moved since ``memoir install`` (another Python,
+    a recreated venv) breaks that even when the interpreter imports it fine.
+    """
+    try:
+        done = subprocess.run([*prefix, "--probe"], capture_output=True, text=True,
+                              timeout=20, stdin=subprocess.DEVNULL)
+        ok = done.returncode == 0 and json.loads(done.stdout or "null") == {"probe": "ok"}
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    except (OSError, subprocess.TimeoutExpired, ValueError) as e:
+        ok, reason = False, str(e)
+    if ok:
+        return []
+    return [Finding("install", "fail", f"{settings}: the installed hook command does not run "
+                    f"({reason[:200]})", f"run `memoir install --scope {scope}` again")]
+
+
+def _check_interpreter(settings: Path, python: str, scope: str) -> Finding:
+    if not os.path.isabs(python):
+        return Finding("install", "warn", f"{settings}: hook interpreter {python!r} is not an "
+                       "absolute path (a shim may cost ~160 ms per hook)",
+                       f"run `memoir install --scope {scope}` from the environment to use")
+    try:
+        done = subprocess.run([python, "-c", "import claude_memoir.hook"], capture_output=True,
+                              text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Finding("install", "fail", f"{settings}: hook interpreter {python} cannot run: "
+                       f"{e}", f"run `memoir install --scope {scope}` with a working Python")
+    if done.returncode != 0:
+        return Finding("install", "fail", f"{settings}: {python} cannot import claude_memoir "
+                       f"({done.stderr.strip().splitlines()[-1:] or ['?']})",
+                       f"`{python} -m pip install claude-memoir`, or rerun `memoir install`")
+    return Finding("install", "ok", f"{python} runs the hooks")
+
+
+_PRIVATE_DIRS = ("home", "run", "logs", "agent", "spool")
+
+
+def check_permissions(home: Path, fix: bool = False) -> list[Finding]:
+    """Data directory and run/ 0700, database, logs, sockets, pid files 0600, all ours."""
+    findings = []
+    home = Path(home)
+    targets: list[tuple[Path, int]] = [(home, 0o700)]
+    targets += [(d, 0o700) for d in (Path(run_dir(home)), Path(log_dir(home)),
+                                     Path(agent_dir(home)), home / "spool") if d.exists()]
+    for pattern in ("memoir.db", "memoir.db-wal", "memoir.db-shm", "memoir.db.corrupt-*"):
+        targets += [(p, 0o600) for p in home.glob(pattern)]
+    for directory in (Path(run_dir(home)), Path(log_dir(home)), home / "spool"):
+        if directory.exists():
+            targets += [(p, 0o600) for p in directory.iterdir()
+                        if p.is_file() or p.is_socket()]
+    if not home.exists():
+        return [Finding("permissions", "ok", f"{home} does not exist yet (created private "
+                        "on first use)")]
+    loose = []
+    for path, wanted in targets:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid != os.getuid():
+            findings.append(Finding("permissions", "fail", f"{path} belongs to uid "
+                                    f"{info.st_uid}, not you", f"chown {os.getuid()} {path}"))
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & ~wanted & 0o777:
+            if fix and not stat.S_ISLNK(info.st_mode):
+                os.chmod(path, wanted)
+            loose.append(f"{path} ({oct(mode)})")
+    if loose:
+        findings.append(Finding("permissions", "ok" if fix else "fail",
+                                ("tightened: " if fix else "readable by others: ")
+                                + "; ".join(loose[:10]) + (" …" if len(loose) > 10 else ""),
+                                "" if fix else f"run `memoir doctor --fix` (or chmod -R go= "
+                                f"{home})"))
+    if not findings:
+        findings.append(Finding("permissions", "ok", f"{home} and its files are private"))
+    return findings
+
+
+def check_database(home: Path, fix: bool = False) -> list[Finding]:
+    """Full integrity check of memoir.db; reports quarantined copies."""
+    from ..store import quarantine, store_error
+
+    path = Path(db_path(home))
+    findings = []
+    aside = sorted(home.glob("memoir.db.corrupt-*[0-9]"))
+    if aside:
+        findings.append(Finding("database", "warn",
+                                f"{len(aside)} damaged database(s) were moved aside earlier: "
+                                + ", ".join(p.name for p in aside[:5]),
+                                "their content can be salvaged with `sqlite3 FILE .recover`; "
+                                "delete them when no longer needed"))
+    if not path.exists():
+        return findings + [Finding("database", "ok", f"{path} does not exist yet")]
+    # Read-only, straight through sqlite3: without --fix the doctor must change
+    # nothing (Store.open would migrate and tighten permissions on its way in).
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3)
+        try:
+            rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            problems = [] if rows == ["ok"] else rows
+            sessions = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] \
+                if not problems else 0
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        error = store_error(e, str(path), "checking")
+        if error.reason != "corrupt":
+            # Locked by another process, or unreadable: not evidence of damage,
+            # and never a reason to move the user's memory aside.
+            return findings + [Finding("database", "warn", f"could not check {path}: {e}",
+                                       "retry when Claude Code sessions are idle; if it "
+                                       f"persists, find what holds it (`fuser {path}`)")]
+        problems = [str(e)]
+        sessions = 0
+    if problems:
+        if fix:
+            moved = quarantine(path)
+            return findings + [Finding("database", "ok", f"damaged database moved aside to "
+                                       f"{moved}; a fresh one is created on next use")]
+        return findings + [Finding("database", "fail",
+                                   f"{path} is damaged: {'; '.join(problems[:3])}",
+                                   "run `memoir doctor --fix` to move it aside and start fresh "
+                                   "(nothing is deleted)")]
+    return findings + [Finding("database", "ok", f"{path}: integrity ok, {sessions} session(s)")]
+
+
+def check_runtime(home: Path) -> list[Finding]:
+    """Stale sockets, spooled payloads, orphaned agent processes."""
+    from .. import procs, spool
+
+    findings = []
+    from ..ipc import listening
+
+    run = Path(run_dir(home))
+    sockets = sorted(run.glob("*.sock")) if run.exists() else []
+    stale = [sock.name for sock in sockets if not listening(sock)]
+    if stale:
+        findings.append(Finding("runtime", "warn", f"{len(stale)} stale socket(s): "
+                                + ", ".join(stale[:5]), "run `memoir cleanup-sessions`"))
+    queued = spool.pending(home)
+    if queued:
+        findings.append(Finding("runtime", "warn", f"{len(queued)} payload(s) spooled while "
+                                "the database was locked, not yet replayed",
+                                "they are replayed by the next worker; if this persists, find "
+                                f"what holds {db_path(home)} open (`fuser` or `lsof`)"))
+    orphans = procs.orphaned_agents(home)
+    if orphans:
+        findings.append(Finding("runtime", "warn", f"{len(orphans)} agent process(es) without "
+                                "a worker: " + ", ".join(str(p.pid) for p in orphans[:5]),
+                                "run `memoir cleanup-sessions`"))
+    return findings or [Finding("runtime", "ok", "no stale sockets, spool or orphans")]
+
+
+def check_agent(settings: Settings, live: bool = False) -> list[Finding]:
+    """The Agent SDK and its Claude Code CLI are there, runnable, and have credentials."""
+    import importlib.util
+
+    from ..agent.client import real_cli
+
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is None or not spec.origin:
+        return [Finding("agent", "fail", "claude-agent-sdk is not installed in "
+                        "this interpreter", "`pip install claude-agent-sdk`")]
+    cli = real_cli(spec.origin)
+    if cli is None:
+        return [Finding("agent", "fail", "no Claude Code CLI: not bundled with the SDK and "
+                        "no `claude` on PATH", "reinstall claude-agent-sdk for this platform")]
+    try:
+        done = subprocess.run([cli, "--version"], capture_output=True, text=True, timeout=30)
+        version = done.stdout.strip() or done.stderr.strip()
+        ok = done.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as e:
+        ok, version = False, str(e)
+    if not ok:
+        return [Finding("agent", "fail", f"{cli} does not run: {version[:200]}",
+                        "reinstall claude-agent-sdk")]
+    findings = [Finding("agent", "ok", f"Claude Code CLI {version} at {cli}")]
+    home = Path.home()
+    credentials = (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+                   or os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")
+                   or (home / ".claude" / ".credentials.json").exists())
+    if not credentials:
+        findings.append(Finding("agent", "warn", "no API key or Claude login found in this "
+                                "environment (the worker inherits the hook's environment, "
+                                "which may differ)", "log in with `claude` once, or export "
+                                "ANTHROPIC_API_KEY where Claude Code runs"))
+    if live:
+        findings.append(_live_agent(settings))
+    return findings
+
+
+def _live_agent(settings: Settings) -> Finding:
+    """One real round trip through the memory agent (costs a few tokens)."""
+    import asyncio
+
+    from ..agent.client import SdkAgent
+    from ..errors import AgentError
+
+    async def ask() -> str:
+        agent = SdkAgent(model=settings.model, cwd=Path(agent_dir(settings.home)))
+        await agent.start()
+        try:
+            return await agent.ask("Reply with the single word: ready", timeout=60)
+        finally:
+            await agent.close()
+
+    try:
+        reply = asyncio.run(ask())
+    except AgentError as e:
+        return Finding("agent", "fail", f"the agent ({settings.model}) did not answer: {e}",
+                       "check credentials, network and MEMOIR_MODEL; see logs/memoir.log")
+    return Finding("agent", "ok", f"the agent ({settings.model}) answered: {reply[:60]!r}")
+
+
+def run_checks(settings: Settings, project_dir: Path, *, fix: bool = False,
+               live: bool = False) -> list[Finding]:
+    """Every check, in the order a user would fix things."""
+    home = Path(settings.home)
+    return (check_install(project_dir) + check_permissions(home, fix)
+            + check_database(home, fix) + check_runtime(home) + check_agent(settings, live))
+
+
+def as_json(findings: list[Finding]) -> list[dict[str, str]]:
+    """Findings as plain dicts for ``--json``."""
+    return [{k: str(v) for k, v in f._asdict().items()} for f in findings]

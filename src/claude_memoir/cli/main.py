@@ -1,0 +1,58 @@
+"""The ``memoir`` command line.
+
+    memoir install [--scope user|project]   wire the hooks into Claude Code
+    memoir uninstall [--scope user|project] take them out again
+    memoir context [--cwd DIR]              print what SessionStart would inject
+    memoir sessions [--json]                list recorded sessions with counts
+    memoir show SESSION [--json]            one session with its summaries
+    memoir status [--json]                  live workers
+    memoir reprocess SESSION [--wait S]     retry parked events, replace fallback summaries
+    memoir cleanup-sessions [--max-age 24h] [--dry-run] [--json]
+    memoir doctor [--fix] [--live] [--json] check install, privacy, database, agent
+
+Exit codes: 0 success, 1 failure, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import InvalidInput, MemoirError
+from ..log import get_logger
+from . import browse, maintenance, wiring
+
+log = get_logger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="memoir", description="Persistent memory for Claude Code.")
+    parser.add_argument("--version", action="version", version=f"memoir {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (wiring, browse, maintenance):
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``memoir`` console script."""
+    args = build_parser().parse_args(argv)
+    from ..config import load_settings
+    from ..log import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.home, settings.log_level)
+    try:
+        return int(args.func(args))
+    except MemoirError as e:
+        print(f"memoir: {e}", file=sys.stderr)
+        log.error("%s failed (%s): %s", args.command, e.reason, e)
+        return 2 if isinstance(e, InvalidInput) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

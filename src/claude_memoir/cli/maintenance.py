@@ -1,0 +1,92 @@
+"""Repairing by hand: ``reprocess``, ``cleanup-sessions``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .output import print_json
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    """Give a session's parked events and fallback summaries another try with the agent."""
+    from .. import launch
+    from ..config import load_settings
+    from ..paths import validate_session_id
+    from ..store import Store
+
+    session_id = validate_session_id(args.session)
+    home = load_settings().home
+    with Store.open(home) as store:
+        session = store.get_session(session_id)
+        if session is None:
+            print(f"memoir: no session {session_id}", file=sys.stderr)
+            return 1
+        # An ended session's worker exits when done; a live one keeps serving.
+        unparked = store.request_reprocess(session.id, end=session.status != "active")
+    outcome = launch.notify(home, session_id, {"type": "wake"})
+    print(f"reprocessing {session_id}: {unparked} parked event(s) queued again "
+          f"(worker {outcome})")
+    if args.wait <= 0:
+        return 0
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        with Store.open(home) as store:
+            row = store.get_session(session_id)
+            done = row is not None and row.reprocess_requested_at is None
+            if done:
+                assert row is not None
+                kinds = [s.kind for s in store.summaries_for_session(row.id)]
+                pending = store.count_pending(row.id)
+                break
+        time.sleep(0.2)
+    else:
+        print(f"memoir: reprocessing not finished after {args.wait:.0f}s; "
+              "it goes on in the background", file=sys.stderr)
+        return 1
+    print(f"done: {kinds.count('agent')} agent summary(ies), {kinds.count('fallback')} "
+          f"fallback, {pending} event(s) pending")
+    return 0 if not kinds.count("fallback") else 1
+
+
+def cmd_cleanup_sessions(args: argparse.Namespace) -> int:
+    """Fail stale sessions, end orphaned workers and agents, remove stale files."""
+    from ..config import load_settings
+    from .sweep import cleanup, parse_duration
+
+    max_age = parse_duration(args.max_age)
+    report = cleanup(load_settings().home, max_age, dry_run=args.dry_run)
+    if args.json:
+        print_json(report)
+        return 0
+    verb = "would" if args.dry_run else "did"
+    print(f"cleanup ({verb}, max age {args.max_age}):")
+    for key, label in (("sessions_failed", "sessions marked failed"),
+                       ("workers_ended", "unresponsive workers ended"),
+                       ("agents_ended", "orphaned agent processes ended"),
+                       ("sockets_removed", "stale sockets removed"),
+                       ("pid_files_removed", "stale pid files removed"),
+                       ("live_workers", "live workers left alone")):
+        items = report[key]  # type: ignore[literal-required]
+        print(f"  {label}: {len(items)}" + (f" ({', '.join(map(str, items))})" if items else ""))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``reprocess`` and ``cleanup-sessions``."""
+    text = "retry parked events and replace fallback summaries"
+    p = sub.add_parser("reprocess", help=text, description=text)
+    p.add_argument("session", help="Claude Code session id")
+    p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                   help="wait this long for the result (0: return at once; default 120)")
+    p.set_defaults(func=cmd_reprocess)
+
+    text = "fail stale sessions, end orphaned workers, remove stale sockets"
+    p = sub.add_parser("cleanup-sessions", help=text, description=text)
+    p.add_argument("--max-age", default="24h", metavar="DURATION",
+                   help="active sessions untouched this long are marked failed "
+                        "(e.g. 90m, 24h, 7d; default 24h)")
+    p.add_argument("--dry-run", action="store_true", help="report only, change nothing")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=cmd_cleanup_sessions)

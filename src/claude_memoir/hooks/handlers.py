@@ -1,0 +1,117 @@
+"""The five hooks' handlers: record durably first, then tell the worker.
+
+SessionStart reads; the others commit their intent to SQLite (or the spool)
+before any socket message, so a lost message or a dead worker converges to the
+same result. Each returns the hook's output (a dict printed as JSON).
+"""
+
+from __future__ import annotations
+
+from ..log import get_logger
+from ..paths import validate_session_id
+from .payload import end_reason, project_dir, str_field
+from .record import SPOOLED, recorded
+
+# Runs on every tool call: only the standard library's cheapest modules and this
+# package's light ones at run time (no typing, logging, pathlib, dataclasses;
+# tests/hooks/test_imports.py holds the line). Type names exist for checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..config import Settings
+
+    Payload = dict[str, Any]
+    Output = dict[str, Any]
+
+
+log = get_logger(__name__)
+
+# Seconds SessionEnd waits for the worker's ack. A live worker answers in ~1 ms
+# (p99 ~7 ms measured on a loaded 2-core machine); a later answer only costs
+# a background reaper that finds the worker alive.
+SESSION_END_ACK_WAIT = 0.005
+
+
+def on_session_start(payload: Payload, settings: Settings) -> Output:
+    """Inject past summaries of this project as additional context."""
+    source = str_field(payload, "source") or "startup"
+    if source not in settings.context_sources:
+        return {}
+    session_id = payload.get("session_id")
+    exclude = session_id if isinstance(session_id, str) and source == "startup" else None
+    from ..recall.context import build_context
+    from ..recall.project import project_key
+    from ..store import Store
+
+    with Store.open(settings.home) as store:
+        text = build_context(store, settings, project_key(project_dir(payload)), exclude)
+    if not text:
+        return {}
+    return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}
+
+
+def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
+    """Record the session and the prompt; make sure the session has a worker."""
+    session_id = validate_session_id(payload.get("session_id"))
+    from .. import launch
+
+    recorded("user-prompt-submit", payload, settings)
+    launch.notify(settings.home, session_id, {"type": "wake"}, attempts=1)
+    return {}
+
+
+def on_post_tool_use(payload: Payload, settings: Settings) -> Output:
+    """Queue the tool event durably, then wake the worker (PostToolUse and its Failure twin)."""
+    session_id = validate_session_id(payload.get("session_id"))
+    from .. import launch
+
+    if recorded("post-tool-use", payload, settings):  # True or SPOOLED
+        launch.notify(settings.home, session_id, {"type": "wake"})
+    return {}
+
+
+def on_stop(payload: Payload, settings: Settings) -> Output:
+    """FINALIZE the current prompt: mark it finished in SQLite, then wake the worker."""
+    session_id = validate_session_id(payload.get("session_id"))
+    from .. import launch
+
+    number = recorded("stop", payload, settings)
+    if number is SPOOLED:
+        launch.notify(settings.home, session_id, {"type": "wake"})
+    elif number is not None:
+        launch.notify(settings.home, session_id, {"type": "finalize", "prompt_number": number})
+    return {}
+
+
+def on_session_end(payload: Payload, settings: Settings) -> Output:
+    """Ask the worker to finish and exit; record the end so a later worker does it if not."""
+    session_id = validate_session_id(payload.get("session_id"))
+    reason = end_reason(payload)
+    from .. import launch
+
+    has_work = recorded("session-end", payload, settings)
+    if has_work is None:
+        return {}
+    # One short attempt: the user waits for SessionEnd as Claude Code exits.
+    # The end request is in SQLite (or the spool), so a busy worker sees it on
+    # its next tick; a missing worker is spawned only if work is left; a
+    # silent one gets a reaper (launch.notify) that checks on it in the
+    # background with the patience this hook cannot afford.
+    outcome = launch.notify(settings.home, session_id,
+                            {"type": "shutdown", "reason": reason},
+                            attempts=1, timeout=SESSION_END_ACK_WAIT, spawn=bool(has_work))
+    log.info("session %s ended (%s): worker %s", session_id, reason, outcome)
+    return {}
+
+
+HANDLERS: dict[str, Callable[[Payload, Settings], Output]] = {
+    "session-start": on_session_start,
+    "user-prompt-submit": on_user_prompt_submit,
+    "post-tool-use": on_post_tool_use,
+    "stop": on_stop,
+    "session-end": on_session_end,
+}
+
+

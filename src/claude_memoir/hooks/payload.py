@@ -1,0 +1,93 @@
+"""What a hook reads from its payload, and how text is made safe to store.
+
+Field access that tolerates any JSON (a wrong type is "absent", never an
+exception), the project directory, MEMOIR_EXCLUDE, and the bound-then-redact
+cleaning every stored string goes through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..text import truncate_middle
+
+# Runs on every tool call: only the standard library's cheapest modules and this
+# package's light ones at run time (no typing, logging, pathlib, dataclasses;
+# tests/hooks/test_imports.py holds the line). Type names exist for checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..config import Settings
+
+    Payload = dict[str, Any]
+
+
+
+def project_dir(payload: Payload) -> str:
+    # CLAUDE_PROJECT_DIR is where Claude Code was started; the payload's cwd
+    # follows `cd` inside Bash, which must not split one project in two.
+    raw = os.environ.get("CLAUDE_PROJECT_DIR") or payload.get("cwd")
+    if not isinstance(raw, str) or not raw or "\x00" in raw:
+        raw = os.getcwd()
+    return raw
+
+
+def str_field(payload: Payload, key: str) -> str:
+    value = payload.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def end_reason(payload: Payload) -> str:
+    """SessionEnd's reason (clear, logout, ...), bounded for the store and the log."""
+    return (str_field(payload, "reason") or "other")[:40]
+
+
+def excluded(payload: Payload, settings: Settings) -> bool:
+    """True if the payload's project matches a MEMOIR_EXCLUDE glob (never recorded)."""
+    if not settings.exclude:
+        return False
+    import fnmatch
+
+    project = os.path.realpath(project_dir(payload))
+    return any(fnmatch.fnmatchcase(project, os.path.expanduser(glob))
+               for glob in settings.exclude)
+
+
+def _bounded(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (head and tail kept), if longer."""
+    if 0 < limit < len(text):
+        return truncate_middle(text, limit)
+    return text
+
+
+def clean_text(text: str, settings: Settings) -> str:
+    """Bound one string to max_stored_chars, then redact it."""
+    from ..redact import redact_text
+
+    return redact_text(_bounded(text, settings.max_stored_chars), settings.redact)
+
+
+def clean_value(value: Any, settings: Settings) -> Any:
+    """Bound a tool input/response to max_stored_chars, then redact it.
+
+    Bounded first: redacting a 20 MB Read would cost seconds in a hook, and
+    the agent only ever sees max_field_chars of it anyway. A structure too
+    big to keep is stored as its (bounded) JSON text.
+    """
+    from ..redact import redact_value
+
+    limit = settings.max_stored_chars
+    if limit > 0 and not isinstance(value, (str, int, float, bool, type(None))):
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (ValueError, RecursionError):
+            text = repr(value)[: limit + 1]
+        if len(text) > limit:
+            value = text
+    if isinstance(value, str):
+        return clean_text(value, settings)
+    return redact_value(value, settings.redact)
+
+

@@ -1,0 +1,26 @@
+"""The SQLite store every part shares (``$MEMOIR_HOME/memoir.db``).
+
+``connection`` opens it and maps SQLite errors, ``schema`` migrates it, ``rows``
+are its values, and one module per query area (``sessions``, ``prompts``,
+``events``, ``memories``) makes up :class:`Store`.
+"""
+
+from .connection import BUSY_TIMEOUT, quarantine, store_error
+from .database import Store
+from .events import MAX_EVENT_ATTEMPTS
+from .rows import EventRow, ObservationRow, SessionRow, SessionStats, SummaryRow
+from .schema import MIGRATIONS
+
+__all__ = [
+    "BUSY_TIMEOUT",
+    "MAX_EVENT_ATTEMPTS",
+    "MIGRATIONS",
+    "EventRow",
+    "ObservationRow",
+    "SessionRow",
+    "SessionStats",
+    "Store",
+    "SummaryRow",
+    "quarantine",
+    "store_error",
+]

@@ -1,0 +1,187 @@
+"""Tool events: the durable queue between hooks and the worker."""
+
+from __future__ import annotations
+
+import json
+
+from ..log import get_logger
+from ..paths import digest
+from .connection import Connected
+from .rows import event_row
+from .schema import NOW as _NOW
+
+# Hooks import the store on every tool call: no typing, dataclasses, contextlib
+# or pathlib at run time (~15 ms of imports together); type names are for
+# type checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
+
+    from .rows import (
+        EventRow,
+    )
+
+log = get_logger(__name__)
+
+# An event whose processing failed this many times is parked as 'failed'
+# instead of being retried forever (a retry storm costs tokens and time);
+# `memoir reprocess` gives parked events another chance.
+MAX_EVENT_ATTEMPTS = 3
+
+
+class EventQueries(Connected):
+    """Tool events: the durable queue between hooks and the worker."""
+
+    # -- events (the durable queue) -----------------------------------------
+
+    def add_event(
+        self,
+        session_id: int,
+        prompt_number: int,
+        tool_name: str,
+        tool_input: Any,
+        tool_response: Any,
+        *,
+        tool_use_id: str | None = None,
+        failed: bool = False,
+        error: str | None = None,
+        dedupe: bool = False,
+        max_events: int = 0,
+    ) -> int | None:
+        """Queue one tool event; return its id, or None if it was not queued.
+
+        Not queued: the same tool call again (same ``tool_use_id``); with
+        ``dedupe``, an event identical to the session's previous one (same
+        hash); a session that already holds ``max_events`` events (0: no cap).
+        """
+        input_json = json.dumps(tool_input, ensure_ascii=False, default=str)
+        response_json = json.dumps(tool_response, ensure_ascii=False, default=str)
+        event_hash = digest(
+            "\x1f".join((tool_name, input_json, response_json, str(int(failed)), error or ""))
+            .encode("utf-8", "surrogatepass"))
+        with self.transaction() as conn:
+            last = conn.execute(
+                "SELECT hash, (SELECT COUNT(*) FROM events WHERE session_id = ?)"
+                " FROM events WHERE session_id = ? ORDER BY id DESC LIMIT 1",
+                (session_id, session_id),
+            ).fetchone()
+            if dedupe and last is not None and last[0] == event_hash:
+                log.info("event identical to the previous one of session %d; not queued",
+                         session_id)
+                return None
+            if last is not None and max_events and last[1] >= max_events:
+                log.info("session %d holds %d events (cap %d); event not queued",
+                         session_id, last[1], max_events)
+                return None
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO events (session_id, prompt_number, tool_name, tool_use_id,"
+                " tool_input, tool_response, failed, error, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, prompt_number, tool_name, tool_use_id, input_json, response_json,
+                 int(failed), error, event_hash),
+            )
+            if cur.rowcount == 0:
+                log.info("tool call %s of session %d already queued", tool_use_id, session_id)
+                return None
+            conn.execute(f"UPDATE sessions SET updated_at = {_NOW} WHERE id = ?", (session_id,))
+            return int(cur.lastrowid or 0)
+
+    def pending_events(self, session_id: int, limit: int = 50) -> list[EventRow]:
+        """The oldest pending events of a session, in the order they happened."""
+        rows = self.conn.execute(
+            "SELECT * FROM events WHERE session_id = ? AND status = 'pending' ORDER BY id LIMIT ?",
+            (session_id, limit),
+        ).fetchall()
+        return [event_row(r) for r in rows]
+
+    def count_pending(self, session_id: int) -> int:
+        """How many events of a session wait for the agent."""
+        return int(self.conn.execute(
+            "SELECT COUNT(*) FROM events WHERE session_id = ? AND status = 'pending'",
+            (session_id,),
+        ).fetchone()[0])
+
+    def events_for_prompt(self, session_id: int, prompt_number: int) -> list[EventRow]:
+        """Every event of one prompt, in order."""
+        rows = self.conn.execute(
+            "SELECT * FROM events WHERE session_id = ? AND prompt_number = ? ORDER BY id",
+            (session_id, prompt_number),
+        ).fetchall()
+        return [event_row(r) for r in rows]
+
+    def note_attempt(self, event_ids: Sequence[int],
+                     park_after: int = MAX_EVENT_ATTEMPTS) -> int:
+        """Count a failed attempt on these events; park those that reached ``park_after``.
+
+        Returns how many were parked (status 'failed'); the others stay pending.
+        """
+        if not event_ids:
+            return 0
+        marks = ",".join("?" * len(event_ids))
+        with self.transaction() as conn:
+            conn.execute(
+                f"UPDATE events SET attempts = attempts + 1 WHERE id IN ({marks})",
+                list(event_ids),
+            )
+            if park_after <= 0:
+                return 0
+            cur = conn.execute(
+                f"UPDATE events SET status = 'failed' WHERE id IN ({marks})"
+                " AND status = 'pending' AND attempts >= ?",
+                [*event_ids, park_after],
+            )
+            return cur.rowcount
+
+    def record_observations(
+        self,
+        session_id: int,
+        event_ids: Sequence[int],
+        observations: Iterable[Any],
+        prompt_number: int,
+    ) -> list[int]:
+        """Store observations and mark their events processed, atomically.
+
+        One transaction: if the worker dies before COMMIT the events are still
+        pending and no observation exists; after it, both are there. Replaying
+        after a crash therefore never duplicates an observation. Events already
+        processed (a second worker raced us) make this a no-op; if only some
+        are, nothing is stored either, and the still-pending ones come back in
+        the next batch, so no observation is stored twice.
+        """
+        ids: list[int] = []
+        marks = ",".join("?" * len(event_ids)) or "NULL"
+        with self.transaction() as conn:
+            still_pending = conn.execute(
+                f"SELECT COUNT(*) FROM events WHERE id IN ({marks}) AND status = 'pending'",
+                list(event_ids),
+            ).fetchone()[0]
+            if event_ids and still_pending != len(set(event_ids)):
+                return []
+            for obs in observations:
+                cur = conn.execute(
+                    "INSERT INTO observations (session_id, prompt_number, event_ids, type, title,"
+                    " subtitle, facts, narrative, concepts, files_read, files_modified)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        session_id,
+                        prompt_number,
+                        json.dumps(list(event_ids)),
+                        obs.type,
+                        obs.title,
+                        obs.subtitle,
+                        json.dumps(list(obs.facts), ensure_ascii=False),
+                        obs.narrative,
+                        json.dumps(list(obs.concepts), ensure_ascii=False),
+                        json.dumps(list(obs.files_read), ensure_ascii=False),
+                        json.dumps(list(obs.files_modified), ensure_ascii=False),
+                    ),
+                )
+                ids.append(int(cur.lastrowid or 0))
+            conn.execute(
+                f"UPDATE events SET status = 'processed', processed_at = {_NOW},"
+                f" attempts = attempts + 1 WHERE id IN ({marks}) AND status = 'pending'",
+                list(event_ids),
+            )
+        return ids
+

@@ -1,0 +1,94 @@
+"""Prompts: numbered per session, finished by Stop, summarized once."""
+
+from __future__ import annotations
+
+from .connection import Connected
+from .schema import NOW as _NOW
+
+# Hooks import the store on every tool call: no typing, dataclasses, contextlib
+# or pathlib at run time (~15 ms of imports together); type names are for
+# type checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+
+    pass
+
+
+
+class PromptQueries(Connected):
+    """Prompts: numbered per session, finished by Stop, summarized once."""
+
+    # -- prompts -----------------------------------------------------------
+
+    def add_prompt(self, session_id: int, text: str) -> int:
+        """Store the user's prompt under the session's next number; return it."""
+        with self.transaction() as conn:
+            number = conn.execute(
+                "SELECT COALESCE(MAX(prompt_number), 0) + 1 FROM prompts WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO prompts (session_id, prompt_number, text) VALUES (?, ?, ?)",
+                (session_id, number, text),
+            )
+            conn.execute(f"UPDATE sessions SET updated_at = {_NOW} WHERE id = ?", (session_id,))
+        return int(number)
+
+    def current_prompt_number(self, session_id: int) -> int:
+        """The latest prompt's number (0 if the session has none yet)."""
+        return int(self.conn.execute(
+            "SELECT COALESCE(MAX(prompt_number), 0) FROM prompts WHERE session_id = ?",
+            (session_id,),
+        ).fetchone()[0])
+
+    def finish_prompt(self, session_id: int, prompt_number: int,
+                      response: str | None) -> None:
+        """Mark a prompt's turn finished (Stop), keeping Claude's last reply."""
+        with self.transaction() as conn:
+            conn.execute(
+                f"UPDATE prompts SET finished_at = COALESCE(finished_at, {_NOW}),"
+                " response = COALESCE(?, response)"
+                " WHERE session_id = ? AND prompt_number = ?",
+                (response, session_id, prompt_number),
+            )
+
+    def prompt_response(self, session_id: int, prompt_number: int) -> str | None:
+        """Claude's last reply for a prompt, as Stop reported it."""
+        row = self.conn.execute(
+            "SELECT response FROM prompts WHERE session_id = ? AND prompt_number = ?",
+            (session_id, prompt_number),
+        ).fetchone()
+        return row[0] if row else None
+
+    def prompts_to_summarize(self, session_id: int, *, include_open: bool = False,
+                             redo_fallback: bool = False) -> list[int]:
+        """Prompt numbers that did work and have no summary yet, oldest first.
+
+        A prompt counts once Stop finished it, or always with ``include_open``
+        (the session is ending and an unfinished turn is all there will be).
+        It "did work" if it has events or a reply from Claude; an empty turn is
+        not worth an LLM call. ``redo_fallback`` also lists prompts whose summary
+        is only a fallback (reprocess).
+        """
+        finished = "" if include_open else " AND p.finished_at IS NOT NULL"
+        rows = self.conn.execute(
+            "SELECT p.prompt_number FROM prompts p"
+            " WHERE p.session_id = ?" + finished +
+            " AND NOT EXISTS (SELECT 1 FROM summaries m WHERE m.session_id = p.session_id"
+            "   AND m.prompt_number = p.prompt_number"
+            + ("   AND m.kind = 'agent'" if redo_fallback else "") + ")"
+            " AND (EXISTS (SELECT 1 FROM events e WHERE e.session_id = p.session_id"
+            "   AND e.prompt_number = p.prompt_number) OR COALESCE(p.response, '') != '')"
+            " ORDER BY p.prompt_number",
+            (session_id,),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def prompt_text(self, session_id: int, prompt_number: int) -> str | None:
+        """The text of one prompt, or None."""
+        row = self.conn.execute(
+            "SELECT text FROM prompts WHERE session_id = ? AND prompt_number = ?",
+            (session_id, prompt_number),
+        ).fetchone()
+        return row[0] if row else None
+

@@ -1,0 +1,147 @@
+"""The store's rows as small immutable values, and their conversion from SQLite rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from ..values import Record
+
+# Hooks import the store on every tool call: no typing, dataclasses, contextlib
+# or pathlib at run time (~15 ms of imports together); type names are for
+# type checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    SessionStatus = Literal["active", "completed", "failed"]
+    EventStatus = Literal["pending", "processed", "failed"]
+    SummaryKind = Literal["agent", "fallback"]
+
+
+class SessionRow(Record):
+    """One Claude Code session as stored."""
+
+    id: int
+    claude_session_id: str
+    project: str
+    cwd: str
+    status: SessionStatus
+    started_at: str
+    updated_at: str
+    ended_at: str | None
+    end_reason: str | None
+    worker_pid: int | None
+    worker_create_time: float | None
+    agent_session_id: str | None
+    end_requested_at: str | None
+    reprocess_requested_at: str | None
+    agent_context_chars: int = 0
+
+
+class EventRow(Record):
+    """One raw tool event from PostToolUse / PostToolUseFailure."""
+
+    id: int
+    session_id: int
+    prompt_number: int
+    tool_name: str
+    tool_use_id: str | None
+    tool_input: Any
+    tool_response: Any
+    failed: bool
+    error: str | None
+    status: EventStatus
+    attempts: int
+    created_at: str
+    hash: str | None = None
+
+
+class ObservationRow(Record):
+    """One observation the agent made."""
+
+    id: int
+    session_id: int
+    prompt_number: int
+    event_ids: list[int]
+    type: str
+    title: str
+    subtitle: str
+    facts: list[str]
+    narrative: str
+    concepts: list[str]
+    files_read: list[str]
+    files_modified: list[str]
+    created_at: str
+
+
+class SummaryRow(Record):
+    """The summary of one finished prompt."""
+
+    id: int
+    session_id: int
+    prompt_number: int
+    request: str
+    investigated: str
+    learned: str
+    completed: str
+    next_steps: str
+    notes: str
+    kind: SummaryKind
+    created_at: str
+
+
+class SessionStats(Record):
+    """A session with the counts ``memoir sessions`` shows."""
+
+    session: SessionRow
+    prompts: int
+    events_total: int
+    events_pending: int
+    observations: int
+    summaries: int
+
+
+def _loads_list(raw: str | None) -> list[Any]:
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _loads_any(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def columns(row: sqlite3.Row) -> dict[str, Any]:
+    """A row as {column: value}."""
+    # Not `for k in row`: a sqlite3.Row iterates over its values, not its keys.
+    return dict(zip(row.keys(), tuple(row), strict=True))
+
+
+def session_row(row: sqlite3.Row) -> SessionRow:
+    return SessionRow(**columns(row))
+
+
+def event_row(row: sqlite3.Row) -> EventRow:
+    data = columns(row)
+    del data["processed_at"]
+    data["tool_input"] = _loads_any(row["tool_input"])
+    data["tool_response"] = _loads_any(row["tool_response"])
+    data["failed"] = bool(row["failed"])
+    return EventRow(**data)
+
+
+def observation_row(row: sqlite3.Row) -> ObservationRow:
+    data = columns(row)
+    for key in ("event_ids", "facts", "concepts", "files_read", "files_modified"):
+        data[key] = _loads_list(row[key])
+    return ObservationRow(**data)
+
+
+def summary_row(row: sqlite3.Row) -> SummaryRow:
+    return SummaryRow(**columns(row))

@@ -1,0 +1,222 @@
+"""The memory agent's conversation: start, resume, bound, roll over, cool down.
+
+Every request to the LLM resends the whole conversation, so its size is
+counted (system prompt, messages, replies) and stored with the agent's session
+id; before a message would take it past ``agent_context_limit`` the
+conversation is closed and a fresh one starts, introduced by a bounded recap of
+the session. Failures are counted: after ``MAX_AGENT_FAILURES`` in a row the
+worker stops asking (fallback summaries) for ``AGENT_COOLDOWN`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from ..agent.client import MemoryAgent
+from ..agent.prompts import SYSTEM_PROMPT, init_prompt, session_recap
+from ..config import Settings
+from ..errors import AgentError
+from ..log import get_logger
+from ..paths import agent_dir
+from ..store import SessionRow, Store
+from .storethread import StoreThread
+
+log = get_logger("claude_memoir.worker")
+
+AgentFactory = Callable[[str, Path, "str | None"], MemoryAgent]
+AgentState = Literal["not-started", "starting", "ready", "busy", "failed"]
+
+# Agent failures in a row before the worker stops asking and falls back...
+MAX_AGENT_FAILURES = 3
+# ... for this long; then it tries again, so a short outage does not condemn the
+# rest of a long session to fallback summaries.
+AGENT_COOLDOWN = 60.0
+# A fresh agent conversation's recap of the session gets at most this share of
+# agent_context_limit, so a rollover always leaves most of the limit free.
+RECAP_SHARE = 4
+# Recap budget when agent_context_limit is 0 (a fresh conversation then only
+# follows a resume the CLI rejected).
+UNBOUNDED_RECAP_CHARS = 15_000
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class Conversation:
+    """One session's conversation with its memory agent."""
+
+    def __init__(self, settings: Settings, session_id: str, db: StoreThread,
+                 agent_factory: AgentFactory,
+                 on_agent_pids: Callable[[tuple[int, ...]], None]) -> None:
+        self.settings = settings
+        self.session_id = session_id
+        self.db = db
+        self.agent_factory = agent_factory
+        self._on_agent_pids = on_agent_pids
+        # The session's row as last read; the worker refreshes it every pass.
+        self.session: SessionRow | None = None
+        self.agent: MemoryAgent | None = None
+        self.state: AgentState = "not-started"
+        self.failures = 0
+        self.last_failure = 0.0
+        self._introduced = False
+        # Characters of the current conversation (system prompt, messages
+        # sent, replies), which every request resends; persisted with the
+        # agent session id so a resuming worker keeps counting.
+        self.context_chars = 0
+        self.rollovers = 0
+
+    def adopt(self, session: SessionRow) -> None:
+        """Start from the stored session: a conversation to resume keeps its size."""
+        self.session = session
+        if session.agent_session_id:
+            self.context_chars = session.agent_context_chars or 0
+
+    def retry_now(self) -> None:
+        """Forget past failures (``memoir reprocess``: the user asked for another try)."""
+        self.failures = 0
+
+    def gave_up(self) -> bool:
+        """True while the agent failed too often in a row and cools down."""
+        if self.failures < MAX_AGENT_FAILURES:
+            return False
+        if time.monotonic() - self.last_failure >= AGENT_COOLDOWN:
+            self.failures = MAX_AGENT_FAILURES - 1  # one more try, then cool down again
+            return False
+        return True
+
+    async def ask(self, text: str) -> str:
+        """Send one message to the agent (starting it if needed); track failures.
+
+        A message that would take the conversation past ``agent_context_limit``
+        goes to a fresh conversation instead (``_rollover``), which a recap of
+        the session introduces.
+        """
+        assert self.session is not None
+        limit = self.settings.agent_context_limit
+        if limit and self._open() and self.context_chars + len(text) > limit:
+            await self._rollover(len(text))
+        fresh = False
+        try:
+            agent = await self._ensure_agent()
+            if not self._introduced:
+                text = await self._introduction() + "\n\n" + text
+                self._introduced = fresh = True
+            self.state = "busy"
+            reply = await agent.ask(text, self.settings.agent_timeout)
+        except AgentError:
+            self.failures += 1
+            self.last_failure = time.monotonic()
+            self.state = "failed"
+            # The CLI may have kept the message in the transcript that a resume
+            # continues: count it, so the bound errs towards an early rollover.
+            self.context_chars += len(text)
+            await self.close()
+            raise
+        self.state = "ready"
+        self.failures = 0
+        self.context_chars += (len(SYSTEM_PROMPT) if fresh else 0) + len(text) + len(reply)
+        await self._save(agent.session_id or self.session.agent_session_id)
+        return reply
+
+    async def close(self) -> None:
+        """Close the agent (its process too); the next ask starts or resumes one."""
+        agent, self.agent = self.agent, None
+        self._introduced = False
+        if agent is not None:
+            await agent.close()
+
+    # -- internals -----------------------------------------------------------
+
+    async def _save(self, agent_session: str | None) -> None:
+        session_id, chars = self.session_id, self.context_chars
+        assert self.session is not None
+        row_id = self.session.id
+
+        def save(store: Store) -> SessionRow | None:
+            store.set_agent_context(row_id, agent_session, chars)
+            return store.get_session(session_id)
+
+        self.session = await self.db.call(save) or self.session
+
+    def _open(self) -> bool:
+        """True if the next message continues a conversation (live, or to resume)."""
+        assert self.session is not None
+        if self.agent is not None:
+            return self._introduced
+        return bool(self.session.agent_session_id)
+
+    async def _ensure_agent(self) -> MemoryAgent:
+        if self.agent is not None:
+            return self.agent
+        assert self.session is not None
+        resume = self.session.agent_session_id
+        self.state = "starting"
+        home = Path(agent_dir(self.settings.home))
+        agent = self.agent_factory(self.settings.model, home, resume)
+        try:
+            await agent.start()
+        except AgentError as e:
+            if not resume:
+                self.state = "failed"
+                raise
+            # A resume the CLI rejects (transcript gone, another machine) must
+            # not cost the session its memory: start fresh once.
+            log.warning("agent resume %s failed (%s); starting a fresh agent session",
+                        resume, e)
+            agent = self.agent_factory(self.settings.model, home, None)
+            await agent.start()
+            resume = None
+        self.agent = agent
+        self.state = "ready"
+        self._introduced = bool(resume)
+        if not resume:
+            self.context_chars = 0  # a new conversation: nothing to resend yet
+        self._record_agent_pids()
+        return agent
+
+    def _record_agent_pids(self) -> None:
+        # The SDK hides its CLI child's pid; find it among our children so the
+        # pid file and `memoir status` name it and cleanup can reap it.
+        try:
+            import psutil
+
+            self._on_agent_pids(tuple(c.pid for c in psutil.Process().children()))
+        except Exception as e:  # bookkeeping only
+            log.debug("cannot record agent pids: %s", e)
+
+    async def _introduction(self) -> str:
+        """The init prompt of a fresh conversation, with a bounded recap of the session."""
+        assert self.session is not None
+        session = self.session
+        limit = self.settings.agent_context_limit
+        budget = limit // RECAP_SHARE if limit else UNBOUNDED_RECAP_CHARS
+
+        def gather(store: Store) -> tuple[str, str | None]:
+            recap = session_recap(store.observations_for_session(session.id),
+                                  store.summaries_for_session(session.id), budget)
+            return recap, store.prompt_text(session.id, 1)
+
+        recap, first = await self.db.call(gather)
+        return init_prompt(session.project, first, _now_iso(), recap=recap)
+
+    async def _rollover(self, incoming: int) -> None:
+        """Close the conversation and forget it: the next ask starts a fresh one.
+
+        The stored agent session id goes with it, so a worker started after a
+        crash does not resume the long conversation either.
+        """
+        before = self.context_chars
+        await self.close()
+        self.context_chars = 0
+        await self._save(None)
+        self.rollovers += 1
+        log.info("session %s: agent conversation holds %d chars and the next message %d "
+                 "(limit %d); starting a fresh conversation with a recap (rollover %d)",
+                 self.session_id, before, incoming, self.settings.agent_context_limit,
+                 self.rollovers)
