@@ -47,10 +47,11 @@ import tempfile
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import psutil
 
@@ -58,8 +59,8 @@ import claude_memoir
 from claude_memoir import ipc, launch
 from claude_memoir.cli import install
 from claude_memoir.config import Settings
-from claude_memoir.recall.project import project_key
 from claude_memoir.paths import db_path, socket_path
+from claude_memoir.recall.project import project_key
 from claude_memoir.store import Store
 
 TESTS = Path(__file__).resolve().parent
@@ -110,7 +111,7 @@ class Plan:
     quick: bool
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Plan":
+    def from_args(cls, args: argparse.Namespace) -> Plan:
         """Full sizes by default; --quick cuts them (history to 1/10, half the burst
         sessions, a tenth of the events) to run in about a minute on a busy 2-core machine."""
         quick = bool(args.quick)
@@ -338,15 +339,17 @@ def new_session_id() -> str:
 
 _TEMPLATES = {p.stem: json.loads(p.read_text()) for p in (TESTS / "payloads").glob("*.json")}
 
-_WORDS = (
-    "cache config parser handler session worker socket index query schema migration "
-    "token budget context summary observation event hook spool retry backoff timeout "
-    "lock thread process signal agent prompt payload store commit rollback cursor "
-    "request response stream buffer encoder decoder validator router middleware "
-    "fixture benchmark latency throughput memory leak regression refactor feature "
-    "bugfix decision discovery logging metrics dashboard deploy release version "
-    "dependency upgrade pagination cursor offset limit filter sort search fts trigger"
-).split()
+_WORDS = [
+    "cache", "config", "parser", "handler", "session", "worker", "socket", "index", "query",
+    "schema", "migration", "token", "budget", "context", "summary", "observation", "event",
+    "hook", "spool", "retry", "backoff", "timeout", "lock", "thread", "process", "signal",
+    "agent", "prompt", "payload", "store", "commit", "rollback", "cursor", "request",
+    "response", "stream", "buffer", "encoder", "decoder", "validator", "router", "middleware",
+    "fixture", "benchmark", "latency", "throughput", "memory", "leak", "regression", "refactor",
+    "feature", "bugfix", "decision", "discovery", "logging", "metrics", "dashboard", "deploy",
+    "release", "version", "dependency", "upgrade", "pagination", "cursor", "offset", "limit",
+    "filter", "sort", "search", "fts", "trigger",
+]
 
 
 def words(rng: random.Random, count: int) -> str:
@@ -470,7 +473,7 @@ class Sandbox:
     """MEMOIR_HOME, HOME, TMPDIR and a project directory under the run's temp root,
     with the environment Claude Code would give our hooks there."""
 
-    def __init__(self, bench: "Bench", name: str, mock: MockAnthropic,
+    def __init__(self, bench: Bench, name: str, mock: MockAnthropic,
                  extra_env: dict[str, str]) -> None:
         base = bench.root / name
         self.bench = bench
@@ -499,7 +502,7 @@ class Sandbox:
         self.payloads = Payloads(self.project, self.user_home)
 
     @contextlib.contextmanager
-    def active(self) -> Iterator["Sandbox"]:
+    def active(self) -> Iterator[Sandbox]:
         """Make this sandbox's environment the benchmark's own for a while.
 
         In-process calls (launch.spawn_worker, socket_path, Store.open) read
@@ -988,9 +991,10 @@ def bench_burst(bench: Bench) -> list[Row]:
         cpu_before = (cpu_of_home(box.home), *cpu_of_self())
         results, wall = run_pool([job for _, job in jobs], plan.burst_concurrency)
         cpu_after = (cpu_of_home(box.home), *cpu_of_self())
-        workers_cpu, own_cpu, hooks_cpu = (b - a for a, b in zip(cpu_before, cpu_after))
+        workers_cpu, own_cpu, hooks_cpu = (
+            b - a for a, b in zip(cpu_before, cpu_after, strict=True))
         samples = {name: Samples() for name in (BARE, FLOOR, "post-tool-use")}
-        for (name, _), result in zip(jobs, results):
+        for (name, _), result in zip(jobs, results, strict=False):
             check = hook_problem if name == "post-tool-use" else exit_problem
             samples[name].add(result, check(result))
         replay_started = time.monotonic()
@@ -1008,7 +1012,7 @@ def bench_burst(bench: Bench) -> list[Row]:
                         f"mock agent latency {AGENT_LATENCY:g} s")
     rows, floor = baseline_rows(section, samples)
     bad_output = samples["post-tool-use"].failures
-    hooks = [r for (name, _), r in zip(jobs, results) if name == "post-tool-use"]
+    hooks = [r for (name, _), r in zip(jobs, results, strict=False) if name == "post-tool-use"]
     return rows + [
         timed_row(section, "post-tool-use under load", samples["post-tool-use"], floor),
         value_row(section, "events lost", total - stored, "events", target="= 0",
@@ -1093,7 +1097,7 @@ def _token_session(bench: Bench, name: str, label: str, extra_env: dict[str, str
                            "the worker to observe a tool call")
                 cost.take(box.mock)
             box.must_hook("stop", box.payloads.make("stop", sid))
-            wait_until(lambda: box.scalar(
+            wait_until(lambda number=number: box.scalar(  # type: ignore[misc]
                 "SELECT COUNT(*) FROM summaries m JOIN sessions s ON s.id = m.session_id"
                 " WHERE s.claude_session_id = ? AND m.prompt_number = ?", sid, number),
                 120, f"the summary of prompt {number}")
@@ -1216,7 +1220,7 @@ def header(bench: Bench, package: Path, bytecode: str) -> list[str]:
                              capture_output=True, text=True).stdout.strip()
     editable = " [editable install]" if "site-packages" not in str(package) else ""
     return [
-        f"claude-memoir benchmarks, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"claude-memoir benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"machine:     {platform.node()}, {os.cpu_count()} cores, {platform.platform()}",
         f"interpreter: {bench.interpreter} (Python {version})",
         f"package:     {package}{editable}; bytecode {bytecode}",

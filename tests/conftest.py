@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -11,8 +12,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -113,7 +115,8 @@ def run_hook(memoir_home: Path) -> HookRunner:
     """Run ``python -m claude_memoir.hook EVENT`` as Claude Code would."""
 
     def run(event: str, data: dict[str, Any] | bytes | str, *,
-            env: dict[str, str] | None = None, timeout: float = 15) -> subprocess.CompletedProcess[bytes]:
+            env: dict[str, str] | None = None,
+            timeout: float = 15) -> subprocess.CompletedProcess[bytes]:
         if isinstance(data, dict):
             raw = json.dumps(data).encode()
         elif isinstance(data, str):
@@ -197,14 +200,10 @@ class Spawned:
     def close(self) -> None:
         for p in self.popens:
             if p.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
             if p.stdout is not None:
                 p.stdout.close()
 

@@ -15,9 +15,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 # Content of one assistant turn: list of blocks in Messages API form.
 Blocks = list[dict[str, Any]]
@@ -182,7 +183,7 @@ class MockAnthropic:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "MockAnthropic":
+    def start(self) -> MockAnthropic:
         """Serve on an ephemeral 127.0.0.1 port in a daemon thread."""
         handler = _make_handler(self)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -6,14 +6,14 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from claude_memoir import launch
-from claude_memoir.worker import reaper
 from claude_memoir.paths import ensure_private_dir, socket_path
+from claude_memoir.worker import reaper
 from conftest import wait_for
 
 SID = "0a0a0a0a-1111-2222-3333-444444444444"

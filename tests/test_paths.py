@@ -160,7 +160,8 @@ def test_socket_path_bounded_for_deep_home(tmp_path: Path, monkeypatch: pytest.M
     assert Path(socket_path(home2, sid)).parent != path.parent
 
 
-def test_socket_path_fallback_honours_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_socket_path_fallback_honours_tmpdir(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     short_tmp = Path("/tmp") / f"mt{os.getpid()}"
     monkeypatch.setenv("TMPDIR", str(short_tmp))
     path = Path(socket_path(_deep_home(tmp_path), REAL_IDS[0]))

@@ -12,11 +12,11 @@ from claude_memoir.agent.parser import OBSERVATION_TYPES, parse_observations, pa
 from claude_memoir.agent.prompts import (
     INIT_MARKER,
     OBSERVATION_MARKER,
+    RECAP_CLOSE,
+    RECAP_OPEN,
     SUMMARY_REQUEST_MARKER,
     SYSTEM_PROMPT,
     EventView,
-    RECAP_CLOSE,
-    RECAP_OPEN,
     init_prompt,
     observation_prompt,
     render_value,

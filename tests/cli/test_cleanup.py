@@ -113,7 +113,8 @@ def alive(pid: int) -> bool:
 
 def answers(home: Path, sid: str) -> bool:
     try:
-        return bool(ipc.request(Path(socket_path(home, sid)), {"type": "ping"}, timeout=2).get("ok"))
+        ack = ipc.request(Path(socket_path(home, sid)), {"type": "ping"}, timeout=2)
+        return bool(ack.get("ok"))
     except IPCError:
         return False
 

@@ -8,20 +8,20 @@ import shlex
 import socket
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 import claude_memoir
+from claude_memoir.agent.models import Observation, Summary
+from claude_memoir.cli.install import hook_command
 from claude_memoir.config import load_settings
+from claude_memoir.paths import ensure_private_dir, socket_path
 from claude_memoir.recall.context import build_context
 from claude_memoir.recall.project import project_key
-from claude_memoir.cli.install import hook_command
-from claude_memoir.agent.models import Observation, Summary
-from claude_memoir.paths import ensure_private_dir, socket_path
 from claude_memoir.store import SessionRow, Store
-
 from conftest import db, memoir_command
 
 SID_A = "3f2a9c1e-0b7d-4e55-9a10-aaaaaaaaaaaa"

@@ -22,7 +22,6 @@ import pytest
 
 from claude_memoir import spool
 from claude_memoir.cli.install import EVENTS
-
 from conftest import api_env, memoir_command
 
 LEVELS = {"ok", "warn", "fail"}

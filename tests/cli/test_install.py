@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from claude_memoir.errors import InstallError, MemoirError
 from claude_memoir.cli.install import (
     EVENTS,
     InstallResult,
@@ -24,7 +23,7 @@ from claude_memoir.cli.install import (
     settings_path,
     uninstall,
 )
-
+from claude_memoir.errors import InstallError, MemoirError
 from conftest import kill_workers  # noqa: E402
 
 PY_A = "/opt/env-a/bin/python"

@@ -53,7 +53,8 @@ def test_hook_imports_only_stdlib_and_light_modules(event: str, memoir_home: Pat
 
     with Store.open(memoir_home) as store:
         record_user_prompt(store, payload("user_prompt_submit"), load_settings())
-    names = _imported(["-m", "claude_memoir.hook", event], json.dumps(payload(CASES[event])).encode())
+    raw = json.dumps(payload(CASES[event])).encode()
+    names = _imported(["-m", "claude_memoir.hook", event], raw)
     kill_workers(memoir_home)
     # Run with -m the hook itself is __main__; config is what every hook imports.
     assert "claude_memoir.config" in names
@@ -82,9 +83,9 @@ def test_installed_hook_command_imports_nothing_heavy(event: str, memoir_home: P
     """The command `memoir install` writes, run as Claude Code runs it."""
     import shlex
 
+    from claude_memoir.cli.install import hook_command
     from claude_memoir.config import load_settings
     from claude_memoir.hooks.record import record_user_prompt
-    from claude_memoir.cli.install import hook_command
     from claude_memoir.store import Store
 
     with Store.open(memoir_home) as store:

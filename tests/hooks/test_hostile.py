@@ -31,6 +31,7 @@ each start real workers; the property and sequence tests use real ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -42,18 +43,18 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_memoir.recall.project import project_key
-from claude_memoir.errors import InvalidInput
 from claude_memoir.agent.models import Observation, Summary
+from claude_memoir.errors import InvalidInput
 from claude_memoir.paths import (
     ensure_private_dir,
     lock_path,
@@ -62,6 +63,7 @@ from claude_memoir.paths import (
     socket_path,
     validate_session_id,
 )
+from claude_memoir.recall.project import project_key
 from claude_memoir.store import Store
 from conftest import db, kill_workers, memoir_command, payload
 
@@ -273,7 +275,8 @@ def db_problems(home: Path) -> list[str]:
     if integrity != ["ok"]:
         problems.append(f"{home.name}/memoir.db integrity_check: {integrity[:5]}")
     if foreign:
-        problems.append(f"{home.name}/memoir.db foreign_key_check: {[tuple(r) for r in foreign[:5]]}")
+        rows = [tuple(r) for r in foreign[:5]]
+        problems.append(f"{home.name}/memoir.db foreign_key_check: {rows}")
     return problems
 
 
@@ -479,7 +482,7 @@ class AckingWorker:
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             with conn:
                 conn.settimeout(1.0)
@@ -508,10 +511,8 @@ class AckingWorker:
         self.sock.close()
         self.path.unlink(missing_ok=True)
         if self.fallback:
-            try:
+            with contextlib.suppress(OSError):
                 self.path.parent.rmdir()
-            except OSError:
-                pass
 
 
 @pytest.fixture
@@ -574,56 +575,59 @@ def _stored_event(home: Path, tool_use_id: str) -> tuple[int, int] | None:
     return None if row is None else (int(row[0]), int(row[1]))
 
 
+# What the store keeps of one oversized field: max_stored_chars (default
+# 100,000) plus the elision marker, as JSON text (quotes, escapes).
+STORED_FIELD_BOUND = 110_000
+
+
 @pytest.mark.parametrize("where", ["tool_response", "tool_input"])
 def test_20mb_tool_field(harness: Harness, memoir_home: Path, where: str) -> None:
-    """A 20 MB tool_response string / tool_input dict: exit 0 in 20 s, db intact.
-
-    Whether the event is kept and how big its row is, is reported (printed),
-    not asserted: the contract only asks that the store stays consistent.
-    """
+    """A 20 MB tool_response string / tool_input dict: recorded, bounded, db intact."""
     seed(memoir_home)
     data = harness.base("post-tool-use")
     big = "x" * (20 * MB)
     data[where] = big if where == "tool_response" else {"command": big, "description": "big"}
-    [result] = harness.check([Call("post-tool-use", f"20MB {where}", j(data),
-                                   timeout=BIG_TIMEOUT)])
+    harness.check([Call("post-tool-use", f"20MB {where}", j(data), timeout=BIG_TIMEOUT)])
     stored = _stored_event(memoir_home, data["tool_use_id"])
-    size = "not recorded" if stored is None else \
-        f"recorded, stored tool_input {stored[0] / MB:.1f} MB, tool_response {stored[1] / MB:.1f} MB"
-    print(f"[hostile] 20 MB {where}: {size}, {result.elapsed:.1f}s")
+    assert stored is not None, "the event was not recorded"
+    stored_input, stored_response = stored
+    assert stored_input < STORED_FIELD_BOUND and stored_response < STORED_FIELD_BOUND, stored
 
 
 @pytest.mark.parametrize("event, key", [("user-prompt-submit", "prompt"),
                                         ("stop", "last_assistant_message"),
                                         ("post-tool-use", "error")])
 def test_20mb_text_field(harness: Harness, memoir_home: Path, event: str, key: str) -> None:
-    """A 20 MB prompt, reply or error string (text that secrets are redacted from)."""
+    """A 20 MB prompt, reply or error string: stored bounded, its secrets redacted."""
     seed(memoir_home)
     data = harness.base(event)
-    data[key] = ("password=hunter2 sk-ant-" + "x" * 40 + " ") * (20 * MB // 70)
-    [result] = harness.check([Call(event, f"20MB {key}", j(data), timeout=BIG_TIMEOUT)])
-    query = {"prompt": "SELECT max(length(text)) FROM prompts",
-             "last_assistant_message": "SELECT max(length(response)) FROM prompts",
-             "error": "SELECT max(length(error)) FROM events"}[key]
+    secret_key = "sk-ant-" + "x" * 40
+    # A bare password of 8+ characters is redacted (shorter ones are kept as
+    # likely code: redact.py's docstring, rule 7).
+    data[key] = f"password=Tr0ub4dor&3 {secret_key} " * (20 * MB // 70)
+    harness.check([Call(event, f"20MB {key}", j(data), timeout=BIG_TIMEOUT)])
+    column = {"prompt": "text FROM prompts", "last_assistant_message": "response FROM prompts",
+              "error": "error FROM events"}[key]
     conn = db(memoir_home)
     try:
-        longest = conn.execute(query).fetchone()[0] or 0
+        stored = [r[0] for r in conn.execute(f"SELECT {column}") if r[0]]
     finally:
         conn.close()
-    print(f"[hostile] 20 MB {key}: longest stored {longest / MB:.1f} MB chars, "
-          f"{result.elapsed:.1f}s")
+    [text] = [t for t in stored if "password=" in t]
+    assert len(text) < STORED_FIELD_BOUND
+    assert "Tr0ub4dor" not in text and secret_key not in text
+    assert "password=[REDACTED:password]" in text and "[REDACTED:anthropic-key]" in text
 
 
 def test_over_payload_limit(harness: Harness, memoir_home: Path) -> None:
-    """33 MB (over the hook's 32 MB read limit): still exit 0 with valid output."""
+    """33 MB (over the hook's 32 MB read limit): exit 0, nothing recorded, a log line."""
     seed(memoir_home)
     data = harness.base("post-tool-use")
     data["tool_response"] = "y" * (33 * MB)
-    [result] = harness.check([Call("post-tool-use", "33MB tool_response", j(data),
-                                   timeout=BIG_TIMEOUT)])
-    stored = _stored_event(memoir_home, data["tool_use_id"])
-    print(f"[hostile] 33 MB tool_response: {'recorded' if stored else 'not recorded'}, "
-          f"{result.elapsed:.1f}s")
+    harness.check([Call("post-tool-use", "33MB tool_response", j(data), timeout=BIG_TIMEOUT)])
+    assert _stored_event(memoir_home, data["tool_use_id"]) is None
+    log = (memoir_home / "logs" / "memoir.log").read_text()
+    assert f"payload over {32 * MB} bytes" in log
 
 
 def test_stdin_never_closed(harness: Harness, memoir_home: Path) -> None:
@@ -655,10 +659,8 @@ def test_stdin_never_closed(harness: Harness, memoir_home: Path) -> None:
         assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
         out, err = proc.stdout.read(), proc.stderr.read()
         for stream in (proc.stdin, proc.stdout, proc.stderr):
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 stream.close()
-            except BrokenPipeError:
-                pass
         problems += contract_problems(Result(call, returncode, out, err, elapsed))
     problems += tree_problems(before, harness.outside())
     problems += db_problems(memoir_home) + trace_problems(memoir_home)

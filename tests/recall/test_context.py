@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from claude_memoir.agent.models import Observation, Summary
 from claude_memoir.config import Settings, load_settings
 from claude_memoir.recall.context import build_context, render_summary
 from claude_memoir.recall.project import project_key
-from claude_memoir.agent.models import Observation, Summary
 from claude_memoir.store import SessionRow, Store
 
 FOOTER = "(end of claude-memoir context)"

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from claude_memoir.agent.models import Summary
-from claude_memoir.errors import StoreError
 from claude_memoir.agent.models import Observation, Summary
+from claude_memoir.errors import StoreError
 from claude_memoir.store import MIGRATIONS, Store
 from conftest import db, payload
 
@@ -276,7 +275,8 @@ def test_fts_finds_summary_by_learned_word_and_follows_replacement(store: Store)
     assert fts_ids(store, "summaries_fts", "flibbertigibbet") == []
     assert fts_ids(store, "summaries_fts", "wombat") == [first]
     # The external-content index is consistent with its table.
-    store.conn.execute("INSERT INTO summaries_fts(summaries_fts, rank) VALUES ('integrity-check', 1)")
+    store.conn.execute(
+        "INSERT INTO summaries_fts(summaries_fts, rank) VALUES ('integrity-check', 1)")
     store.conn.execute(
         "INSERT INTO observations_fts(observations_fts, rank) VALUES ('integrity-check', 1)")
 
@@ -508,7 +508,8 @@ def test_record_observations_atomic_and_idempotent(store: Store, memoir_home: Pa
     assert store.count_pending(a) == 0
     conn = db(memoir_home)
     try:
-        rows = conn.execute("SELECT status, attempts, processed_at FROM events ORDER BY id").fetchall()
+        rows = conn.execute(
+            "SELECT status, attempts, processed_at FROM events ORDER BY id").fetchall()
     finally:
         conn.close()
     assert [r["status"] for r in rows] == ["processed", "processed"]
@@ -553,13 +554,12 @@ def test_record_observations_with_no_observations_still_processes(store: Store) 
 def test_crash_inside_transaction_leaves_nothing(store: Store, memoir_home: Path) -> None:
     a = store.upsert_session(SID, "/p", "/p").id
     e1 = store.add_event(a, 1, "Read", {}, "")
-    with pytest.raises(RuntimeError):
-        with store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO observations (session_id, prompt_number, type, title, narrative)"
-                " VALUES (?, 1, 'change', 'half', 'crashword')", (a,))
-            conn.execute("UPDATE events SET status = 'processed' WHERE id = ?", (e1,))
-            raise RuntimeError("worker died")
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO observations (session_id, prompt_number, type, title, narrative)"
+            " VALUES (?, 1, 'change', 'half', 'crashword')", (a,))
+        conn.execute("UPDATE events SET status = 'processed' WHERE id = ?", (e1,))
+        raise RuntimeError("worker died")
     assert count(memoir_home, "SELECT COUNT(*) FROM observations") == 0
     assert store.count_pending(a) == 1
     assert fts_ids(store, "observations_fts", "crashword") == []
@@ -602,8 +602,9 @@ def test_locked_database_wait_is_bounded_by_busy_timeout(memoir_home: Path) -> N
     try:
         with Store.open(memoir_home, timeout=0.3) as s:
             started = time.monotonic()
-            with pytest.raises(Exception):
+            with pytest.raises(StoreError) as raised:
                 s.add_event(a, 1, "Read", {}, "")
+            assert raised.value.reason == "busy"
             waited = time.monotonic() - started
             assert 0.2 <= waited < 2.5
             # The failed write left no transaction open: the next one works.
@@ -621,9 +622,8 @@ def test_locked_database_write_raises_store_error(memoir_home: Path) -> None:
         a = s.upsert_session(SID, "/p", "/p").id
     holder = _hold_write_lock(memoir_home)
     try:
-        with Store.open(memoir_home, timeout=0.1) as s:
-            with pytest.raises(StoreError):
-                s.add_event(a, 1, "Read", {}, "")
+        with Store.open(memoir_home, timeout=0.1) as s, pytest.raises(StoreError):
+            s.add_event(a, 1, "Read", {}, "")
     finally:
         holder.close()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_worker import SID, _count, _request, _run_worker, _seed, _until
 
 from claude_memoir.agent.prompts import RECAP_CLOSE, RECAP_OPEN, SYSTEM_PROMPT
 from claude_memoir.store import Store
@@ -24,7 +25,6 @@ from claude_memoir.worker.service import Worker
 from conftest import api_env, db, payload, wait_for
 from fakeagent import FakeAgent, FakeAgentFactory
 from mockapi import MockAnthropic
-from test_worker import SID, _count, _request, _run_worker, _seed, _until
 
 LIMIT = 8000
 # The e2e session's limit: room for a few messages after the system prompt (3.6k
@@ -62,7 +62,7 @@ def _stored(home: Path) -> tuple[str | None, int]:
 def _size(agent: FakeAgent) -> int:
     """What the worker should have counted for one fake agent's conversation."""
     return len(SYSTEM_PROMPT) + sum(len(m) + len(r) for m, r in zip(agent.messages,
-                                                                     agent.replies))
+                                                                     agent.replies, strict=False))
 
 
 def _recap(message: str) -> str:
@@ -98,7 +98,7 @@ def test_conversation_rolls_over_past_the_limit(memoir_home: Path,
     # first of a conversation, what it holds plus the message fits.
     for agent in agents:
         held = len(SYSTEM_PROMPT)
-        for i, (message, reply) in enumerate(zip(agent.messages, agent.replies)):
+        for i, (message, reply) in enumerate(zip(agent.messages, agent.replies, strict=False)):
             if i:
                 assert held + len(message) <= LIMIT
             held += len(message) + len(reply)
@@ -182,7 +182,7 @@ def test_restarted_worker_resumes_counting_from_the_stored_size(
     assert resumed.resume == "fake-agent-session"
     assert RECAP_OPEN not in resumed.messages[0] and "MEMOIR-INIT" not in resumed.messages[0]
     expected = stored_size + sum(len(m) + len(r) for m, r in zip(resumed.messages,
-                                                                 resumed.replies))
+                                                                 resumed.replies, strict=False))
     assert _stored(memoir_home) == ("fake-agent-session", expected)
     assert expected + len(OUTPUT) + len(OUTPUT) > LIMIT  # so the next event will not fit
 
@@ -284,7 +284,8 @@ def test_e2e_requests_stay_bounded_with_the_real_agent(
         sizes[limit] = [_request_chars(r.body) for r in requests]
         if limit:
             # What each request resent besides its new message.
-            history = [c - len(r.last_user_text()) for c, r in zip(sizes[limit], requests)]
+            history = [c - len(r.last_user_text())
+                       for c, r in zip(sizes[limit], requests, strict=True)]
         conn = db(memoir_home)
         session = conn.execute("SELECT * FROM sessions WHERE claude_session_id = ?",
                                (sid,)).fetchone()

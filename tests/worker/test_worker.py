@@ -15,8 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -25,9 +26,9 @@ from claude_memoir.config import load_settings
 from claude_memoir.errors import IPCError
 from claude_memoir.paths import lock_path, pid_path, socket_path
 from claude_memoir.store import Store
-from claude_memoir.worker.service import Worker
 from claude_memoir.worker.listener import clear_stale_socket
 from claude_memoir.worker.lock import AlreadyRunning, SessionLock
+from claude_memoir.worker.service import Worker
 from conftest import db, pid_alive, wait_for
 from fakeagent import FakeAgentFactory
 
@@ -348,7 +349,8 @@ def test_rejected_resume_falls_back_to_fresh_agent_session(memoir_home: Path) ->
     assert sess["agent_session_id"] == "fake-agent-session"
 
 
-def test_idle_watchdog_alone_ends_worker(memoir_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_idle_watchdog_alone_ends_worker(memoir_home: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     _seed(memoir_home, events=1)
     monkeypatch.setenv("MEMOIR_IDLE_TIMEOUT", "1")
     worker = Worker(load_settings(), SID, agent_factory=FakeAgentFactory())
