@@ -8,7 +8,12 @@ bound what the agent is shown.
 from __future__ import annotations
 
 
-def truncate_middle(text: str, limit: int) -> str:
+# How far a whole-word cut looks for whitespace before it gives up and drops
+# that much instead.
+WORD_SLACK = 512
+
+
+def truncate_middle(text: str, limit: int, *, whole_words: bool = False) -> str:
     """Shorten ``text`` to about ``limit`` characters, keeping head and tail.
 
     The head (about two thirds) and tail (the rest) survive because both ends
@@ -16,11 +21,39 @@ def truncate_middle(text: str, limit: int) -> str:
     explicit marker says how much was cut so the agent does not mistake the
     gap for real content. The result is at most ``limit`` plus the marker's
     length. ``limit <= 0`` disables truncation.
+
+    ``whole_words``: the cut edges move to whitespace (at most ``WORD_SLACK``
+    characters; past that, that much is dropped), so no token survives in
+    part. Text is cut before it is redacted (redacting 20 MB would cost a hook
+    seconds), and a cut through ``password=hunter2-secret`` that kept
+    ``d=hunter2-secret`` would hide the key from the redaction rules and store
+    the secret.
     """
     if limit <= 0 or len(text) <= limit:
         return text
     head = (limit * 2) // 3
-    tail = limit - head
-    elided = len(text) - head - tail
+    start = len(text) - (limit - head)  # where the tail begins
+    if whole_words:
+        head = _word_end(text, head)
+        start = _word_start(text, start)
+    elided = start - head
     marker = f"\n…[memoir: {elided} characters elided]…\n"
-    return text[:head] + marker + (text[-tail:] if tail > 0 else "")
+    return text[:head] + marker + text[start:]
+
+
+def _word_end(text: str, end: int) -> int:
+    """``end`` moved back to just after the last whitespace before it."""
+    floor = max(0, end - WORD_SLACK)
+    for i in range(end, floor, -1):
+        if text[i - 1].isspace():
+            return i
+    return floor
+
+
+def _word_start(text: str, start: int) -> int:
+    """``start`` moved forward to the first whitespace at or after it."""
+    ceiling = min(len(text), start + WORD_SLACK)
+    for i in range(start, ceiling):
+        if text[i].isspace():
+            return i
+    return ceiling

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kill_workers, payload
+from conftest import db, kill_workers, payload
 
 # Failed import attempts made by the standard library itself, which importtime
 # lists anyway: copy.py probes Jython's org.python.core.
@@ -78,8 +78,28 @@ HEAVY = {"typing", "logging", "pathlib", "dataclasses", "inspect", "subprocess",
          "hashlib", "contextlib", "runpy", "urllib", "asyncio", "tempfile", "shutil"}
 
 
+# Text past max_stored_chars (default 100,000) that the hook must cut (head and
+# tail) and redact: the path that once imported the agent's prompts module
+# (dataclasses, typing, inspect: ~10 ms) on every large tool output.
+BIG = ("token=ghp_" + "a" * 36 + " password=Tr0ub4dor&3 ") * 4000
+
+
+def _big(event: str) -> dict[str, object]:
+    data = payload(CASES[event])
+    if event == "post-tool-use":
+        data["tool_response"] = {"stdout": BIG, "stderr": "", "interrupted": False}
+        data["tool_input"] = {"command": BIG[:150_000], "description": "big"}
+    elif event == "user-prompt-submit":
+        data["prompt"] = BIG
+    elif event == "stop":
+        data["last_assistant_message"] = BIG
+    return data
+
+
+@pytest.mark.parametrize("size", ["real", "past-max-stored-chars"])
 @pytest.mark.parametrize("event", list(CASES))
-def test_installed_hook_command_imports_nothing_heavy(event: str, memoir_home: Path) -> None:
+def test_installed_hook_command_imports_nothing_heavy(event: str, size: str,
+                                                      memoir_home: Path) -> None:
     """The command `memoir install` writes, run as Claude Code runs it."""
     import shlex
 
@@ -91,9 +111,9 @@ def test_installed_hook_command_imports_nothing_heavy(event: str, memoir_home: P
     with Store.open(memoir_home) as store:
         record_user_prompt(store, payload("user_prompt_submit"), load_settings())
     argv = shlex.split(hook_command(event))
+    data = payload(CASES[event]) if size == "real" else _big(event)
     done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]],
-                          input=json.dumps(payload(CASES[event])).encode(),
-                          capture_output=True, timeout=30)
+                          input=json.dumps(data).encode(), capture_output=True, timeout=30)
     kill_workers(memoir_home)
     assert done.returncode == 0 and done.stdout.strip().startswith(b"{")
     names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.decode().splitlines()
@@ -102,3 +122,19 @@ def test_installed_hook_command_imports_nothing_heavy(event: str, memoir_home: P
     assert "site" not in names  # -S: no site-packages scan, no .pth files
     heavy = sorted({n.split(".")[0] for n in names} & HEAVY)
     assert heavy == [], f"{event} imports {heavy}"
+    ours = sorted(n for n in names if n.startswith(("claude_memoir.agent", "claude_memoir.cli",
+                                                    "claude_memoir.worker")))
+    assert ours == [], f"{event} imports {ours}"
+    if size != "real" and event not in ("session-start", "session-end"):
+        # The hook really took the cutting path (and so the import test means
+        # something): what it stored is bounded and redacted.
+        conn = db(memoir_home)
+        try:
+            texts = [str(v) for row in conn.execute(
+                "SELECT text, response FROM prompts UNION ALL"
+                " SELECT tool_input, tool_response FROM events") for v in row if v]
+        finally:
+            conn.close()
+        cut = [t for t in texts if "characters elided" in t]
+        assert cut, "nothing was cut to max_stored_chars"
+        assert all(len(t) < 110_000 and "Tr0ub4dor" not in t for t in cut)

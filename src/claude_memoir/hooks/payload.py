@@ -56,9 +56,13 @@ def excluded(payload: Payload, settings: Settings) -> bool:
 
 
 def _bounded(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters (head and tail kept), if longer."""
+    """``text`` cut to ``limit`` characters (head and tail kept), if longer.
+
+    Cut at whitespace: the text is redacted after the cut, and a token cut in
+    two could hide a secret from the redaction rules.
+    """
     if 0 < limit < len(text):
-        return truncate_middle(text, limit)
+        return truncate_middle(text, limit, whole_words=True)
     return text
 
 
