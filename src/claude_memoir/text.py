@@ -7,7 +7,6 @@ bound what the agent is shown.
 
 from __future__ import annotations
 
-
 # How far a whole-word cut looks for whitespace before it gives up and drops
 # that much instead.
 WORD_SLACK = 512
