@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -272,3 +273,62 @@ def test_reused_pid_does_not_fool_the_parent_watch(memoir_home: Path) -> None:
     me = psutil.Process()
     assert is_alive(me.pid, me.create_time())
     assert not is_alive(me.pid, me.create_time() - 100)  # same pid, another process
+
+
+def _workers_of(home: Path) -> set[int]:
+    """Pids of live worker processes serving ``home`` (whatever state they are in)."""
+    return {p.pid for p in our_processes(home)
+            if "claude_memoir.worker" in " ".join(p.cmdline())}
+
+
+def test_write_lock_held_mid_batch_ends_no_worker(session: Session,
+                                                  mock_api: MockAnthropic) -> None:
+    """Another process holds SQLite's write lock for 5 s while the worker is mid-batch.
+
+    The worker's store calls wait on the lock (in their own thread), its
+    socket keeps answering, so no hook hands it to a reaper: one worker pid
+    for the session throughout, and every event is observed exactly once,
+    including those hooks spooled while the database was locked.
+    """
+    from claude_memoir import ipc
+    from claude_memoir.paths import socket_path
+
+    mock_api.agent_delay, mock_api.delay_on = 1.5, "MEMOIR-OBSERVE"
+    session.prompt()
+    for _ in range(3):
+        session.tool()
+    wait_for(lambda: any("MEMOIR-OBSERVE" in r.last_user_text()
+                         for r in mock_api.messages_requests(agent=True)),
+             timeout=30, message="an observation request in flight")
+    pid = session.worker_pid()
+    seen = _workers_of(session.home)
+    holder = sqlite3.connect(session.home / "memoir.db", isolation_level=None, timeout=5)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long transaction would hold it
+    slow_pings = []
+    try:
+        locked_until = time.monotonic() + 5.0
+        while time.monotonic() < locked_until:
+            session.tool()  # waits 1.5 s on the lock, spools, wakes the worker
+            started = time.monotonic()
+            ack = ipc.request(socket_path(session.home, SID), {"type": "ping"}, timeout=2.0)
+            if time.monotonic() - started > 0.25:  # what a hook waits before a reaper
+                slow_pings.append(time.monotonic() - started)
+            assert ack["state"]["pid"] == pid
+            seen |= _workers_of(session.home)
+        spooled = len(list((session.home / "spool").glob("*.json")))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert slow_pings == [], f"pings slower than a hook's wait: {slow_pings}"
+    assert spooled >= 2, "the hooks did not meet the lock (nothing was spooled)"
+    mock_api.agent_delay = 0.0
+    session.stop()
+    wait_for(lambda: session.row()["worker_pid"] == pid and not any(
+        (session.home / "spool").glob("*.json")), timeout=30,
+        message="the spooled payloads to be replayed by the same worker")
+    seen |= _workers_of(session.home)
+    assert seen == {pid}, f"workers seen while locked: {sorted(seen)} (expected only {pid})"
+    log = (session.home / "logs" / "memoir.log").read_text()
+    assert "ended pid" not in log and "ending unresponsive worker" not in log
+    session.end()
+    assert_finished(session)
