@@ -343,8 +343,11 @@ def test_set_status_sets_and_clears_end(store: Store) -> None:
 
 def test_set_status_rejects_unknown_status(store: Store) -> None:
     s = store.upsert_session(SID, "/p", "/p")
-    with pytest.raises((sqlite3.IntegrityError, StoreError)):
+    with pytest.raises(StoreError) as info:
         store.set_status(s.id, "bogus")  # type: ignore[arg-type]
+    # A constraint violation leaves as StoreError (never a raw sqlite3 error).
+    assert info.value.reason == "write"
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
     assert store.get_session(SID).status == "active"
 
 
@@ -405,8 +408,11 @@ def test_prompt_number_unique_enforced(store: Store, memoir_home: Path) -> None:
 
 
 def test_add_prompt_for_unknown_session_is_refused(store: Store, memoir_home: Path) -> None:
-    with pytest.raises((sqlite3.IntegrityError, StoreError)):
+    with pytest.raises(StoreError) as info:
         store.add_prompt(12345, "orphan")
+    # A constraint violation leaves as StoreError (never a raw sqlite3 error).
+    assert info.value.reason == "write"
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
     assert count(memoir_home, "SELECT COUNT(*) FROM prompts") == 0
 
 
@@ -583,8 +589,11 @@ def test_record_observations_failure_midway_rolls_back(store: Store, memoir_home
         files_read: list[str] = []
         files_modified: list[str] = []
 
-    with pytest.raises((sqlite3.IntegrityError, StoreError)):
+    with pytest.raises(StoreError) as info:
         store.record_observations(a, [e1], [obs("good"), Broken()], 1)
+    # A constraint violation leaves as StoreError (never a raw sqlite3 error).
+    assert info.value.reason == "write"
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
     assert count(memoir_home, "SELECT COUNT(*) FROM observations") == 0
     assert store.count_pending(a) == 1
 
@@ -723,8 +732,11 @@ def test_save_summary_upserts_one_row(store: Store, memoir_home: Path) -> None:
 
 def test_save_summary_rejects_unknown_kind(store: Store, memoir_home: Path) -> None:
     a = store.upsert_session(SID, "/p", "/p").id
-    with pytest.raises((sqlite3.IntegrityError, StoreError)):
+    with pytest.raises(StoreError) as info:
         store.save_summary(a, 1, summary(request="x"), "weird")  # type: ignore[arg-type]
+    # A constraint violation leaves as StoreError (never a raw sqlite3 error).
+    assert info.value.reason == "write"
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
     assert count(memoir_home, "SELECT COUNT(*) FROM summaries") == 0
 
 

@@ -189,7 +189,8 @@ def test_session_end_with_hung_worker_returns_in_budget(session: Session) -> Non
         assert time.monotonic() - started < 1.0
         elapsed = session.end()
         # The hook waits 5 ms for an ack; the reaper does the rest in the background.
-        assert elapsed < 0.5, f"SessionEnd took {elapsed:.2f}s"
+        # Claude Code gives SessionEnd 1.5 s; the bound leaves a loaded machine room.
+        assert elapsed < 1.0, f"SessionEnd took {elapsed:.2f}s"
         wait_for(lambda: not is_alive(hung, None), timeout=10,
                  message="the hung worker to be ended by the reaper")
         wait_for(lambda: not any(is_alive(p, None) for p in agents), timeout=5,
