@@ -18,9 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Any
 
-    from .rows import (
-        EventRow,
-    )
+    from .rows import EventRow
 
 log = get_logger(__name__)
 

@@ -13,13 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .rows import (
-        ObservationRow,
-        SessionRow,
-        SummaryKind,
-        SummaryRow,
-    )
-
+    from .rows import ObservationRow, SummaryKind
 
 
 class MemoryQueries(Connected):

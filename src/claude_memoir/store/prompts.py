@@ -5,15 +5,6 @@ from __future__ import annotations
 from .connection import Connected
 from .schema import NOW as _NOW
 
-# Hooks import the store on every tool call: no typing, dataclasses, contextlib
-# or pathlib at run time (~15 ms of imports together); type names are for
-# type checkers only.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-
-    pass
-
-
 
 class PromptQueries(Connected):
     """Prompts: numbered per session, finished by Stop, summarized once."""

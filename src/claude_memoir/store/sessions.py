@@ -11,13 +11,7 @@ from .schema import NOW as _NOW
 # type checkers only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-
-    from .rows import (
-        SessionRow,
-        SessionStats,
-        SessionStatus,
-    )
-
+    from .rows import SessionStatus
 
 
 class SessionQueries(Connected):
