@@ -12,7 +12,6 @@ Layout under ``$MEMOIR_HOME`` (0700)::
 from __future__ import annotations
 
 import os
-import re
 import stat
 
 from .errors import InvalidInput
@@ -38,7 +37,8 @@ def digest(data: bytes) -> str:
 # Claude Code session ids are UUIDs; accept a conservative superset (letters,
 # digits, '-' and '_', at most 128) so nothing like '../' or '/' ever reaches a
 # path, a socket name or a log line unescaped.
-_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+# Checked without a regex: compiling one cost every hook ~0.1 ms.
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 # sun_path is 108 bytes on Linux (104 on macOS) including the NUL.
 _MAX_SOCKET_PATH = 100
@@ -46,8 +46,8 @@ _MAX_SOCKET_PATH = 100
 
 def validate_session_id(value: object) -> str:
     """Return ``value`` if it is an acceptable session id, else raise InvalidInput."""
-    # fullmatch: with match(), '$' also matches before a trailing newline.
-    if isinstance(value, str) and _SESSION_ID.fullmatch(value):
+    if (isinstance(value, str) and 0 < len(value) <= 128 and value[0] not in "_-"
+            and _ID_CHARS.issuperset(value)):
         return value
     shown = repr(value)[:80]
     raise InvalidInput(f"invalid session id {shown}", reason="bad-session-id")

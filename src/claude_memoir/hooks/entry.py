@@ -88,20 +88,16 @@ def parse_payload(raw: bytes) -> Payload:
     # A lone surrogate ("\ud800": half an emoji cut by a truncated output) is
     # valid JSON but cannot be stored as UTF-8, and SQLite would refuse the
     # whole record. Such strings only come from \u escapes, so a byte scan
-    # spares the walk in the usual case.
-    if _SURROGATE_ESCAPE.search(raw):
+    # spares the walk (and compiling its patterns) in the usual case.
+    if (b"\\ud" in raw or b"\\uD" in raw) and re.search(rb"\\u[dD][89a-fA-F]", raw):
         return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
     return value
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _without_surrogates(value: Any, depth: int = 0) -> Any:
     """Replace lone surrogates in every string (keys too) with U+FFFD."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return re.sub("[\ud800-\udfff]", "\ufffd", value)
     if depth > 200:
         return value
     if isinstance(value, dict):

@@ -14,7 +14,6 @@ import json
 from ..errors import InvalidInput, StoreError
 from ..log import get_logger
 from ..paths import validate_session_id
-from ..recall.project import project_key
 from .payload import clean_text, clean_value, end_reason, project_dir, str_field
 
 # Runs on every tool call: only the standard library's cheapest modules and this
@@ -37,14 +36,20 @@ log = get_logger(__name__)
 HOOK_BUSY_TIMEOUT = 1.5
 
 
+def _project(payload: Payload) -> str:
+    """The payload's project key (imported here: Stop and most tool events never need it)."""
+    from ..recall.project import project_key
+
+    return project_key(project_dir(payload))
+
+
 def record_user_prompt(store: Store, payload: Payload, settings: Settings) -> int:
     """Upsert the session and store the prompt under its number; return the number."""
     session_id = validate_session_id(payload.get("session_id"))
     prompt = payload.get("prompt")
     if not isinstance(prompt, str):
         raise InvalidInput("payload has no prompt string", reason="bad-payload")
-    session = store.upsert_session(session_id, project_key(project_dir(payload)),
-                                   str_field(payload, "cwd"))
+    session = store.upsert_session(session_id, _project(payload), str_field(payload, "cwd"))
     number = store.add_prompt(session.id, clean_text(prompt, settings))
     log.info("session %s: prompt %d recorded", session_id, number)
     return number
@@ -66,8 +71,7 @@ def record_tool_event(store: Store, payload: Payload, settings: Settings) -> boo
     if session is None:
         # memoir was installed mid-session, or UserPromptSubmit failed:
         # still keep the event, under prompt 0.
-        session = store.upsert_session(
-            session_id, project_key(project_dir(payload)), str_field(payload, "cwd"))
+        session = store.upsert_session(session_id, _project(payload), str_field(payload, "cwd"))
     if error is not None and not isinstance(error, str):
         error = json.dumps(error, default=str)
     event_id = store.add_event(
