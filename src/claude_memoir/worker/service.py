@@ -51,6 +51,8 @@ TICK = 1.0
 # agent CLI starting work at once measurably slowed that hook. Events that
 # arrive meanwhile join the same batch.
 WAKE_DELAY = 0.05
+# Seconds a starting worker retries a store it cannot open or read.
+STORE_OPEN_WAIT = 30.0
 # Seconds a ping's pending count may wait on SQLite (see Worker._count_pending).
 PING_READ_WAIT = 0.02
 
@@ -232,13 +234,20 @@ class Worker:
             await self._shutdown()
 
     async def _open_store(self) -> SessionRow | None:
-        """Open the store and read the session, waiting out a locked database."""
+        """Open the store and read the session, waiting out a locked database.
+
+        Bounded by ``STORE_OPEN_WAIT``: a store that stays unusable (a
+        permission problem, a full disk) ends the worker with the error in
+        the log instead of a process that waits forever; the work stays in
+        SQLite (or the spool) for the next worker.
+        """
+        deadline = time.monotonic() + STORE_OPEN_WAIT
         while True:
             try:
                 await self.db.open()
                 return await self.db.call(lambda store: store.get_session(self.session_id))
             except MemoirError as e:
-                if self.stop_reason is not None and self.stop_reason != "parent-gone":
+                if time.monotonic() >= deadline or self.stop_reason not in (None, "parent-gone"):
                     raise
                 log.warning("session %s: store not ready (%s): %s; retrying",
                             self.session_id, e.reason, e)

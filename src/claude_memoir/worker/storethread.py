@@ -30,7 +30,9 @@ class StoreThread:
         self._store: Store | None = None
 
     async def open(self) -> None:
-        """Open (and migrate) the store on the store thread."""
+        """Open (and migrate) the store on the store thread, unless it is open already."""
+        if self._store is not None:
+            return
         loop = asyncio.get_running_loop()
         self._store = await loop.run_in_executor(self._executor, Store.open, self.home)
 
