@@ -240,7 +240,10 @@ def test_end_request_in_store_is_honoured_without_a_message(memoir_home: Path) -
         store.request_end(session_pk, "logout")
 
     async def scenario(worker: Worker) -> None:
-        return None  # nobody says a word: the database does
+        # Nobody says a word: the database does. (The worker reads the store
+        # on its store thread, so wait for its own decision before the test
+        # harness asks it to stop.)
+        await _until(lambda: worker.stop_reason is not None)
 
     worker = _run_worker(memoir_home, FakeAgentFactory(), scenario)
     assert worker.stop_reason == "logout"
