@@ -219,3 +219,18 @@ def test_claude_project_dir_wins_over_cwd(project: Path, seeded: dict[str, int],
 
     text = text_of(run_client(tmp_path, body, env={"CLAUDE_PROJECT_DIR": str(project)}))
     assert "Fix cents lost" in text
+
+
+def test_the_calling_sessions_own_prompts_are_left_out(project: Path, seeded: dict[str, int],
+                                                       memoir_home: Path) -> None:
+    with Store.open(memoir_home) as store:
+        current = store.upsert_session("44444444-dddd", project_key(project), str(project))
+        store.add_prompt(current.id, "what happened to ReconcileLedger?")
+
+    async def body(client: Client) -> Any:
+        return await client.call_tool("search", {"query": "ReconcileLedger", "type": "prompt"})
+
+    alone = text_of(run_client(project, body))
+    assert "[prompt] what happened to ReconcileLedger?" in alone
+    inside = text_of(run_client(project, body, env={"CLAUDE_CODE_SESSION_ID": "44444444-dddd"}))
+    assert "what happened to ReconcileLedger?" not in inside

@@ -159,6 +159,15 @@ def test_result_fields(store: Store, ledger: dict[str, int]) -> None:
     assert fix.created_at.endswith("Z")
 
 
+def test_snippet_shows_the_field_matching_most_words(store: Store) -> None:
+    s = session(store, "sess-snippet")
+    observe(store, s, title="Ledger work", subtitle="touched rounding",
+            facts=["PLANTED: ledger totals round after summing"],
+            narrative="A long story. " * 40 + "Totals were wrong.")
+    [hit] = search(store, "ledger totals rounding", project=PROJECT)
+    assert hit.snippet == "PLANTED: ledger totals round after summing"
+
+
 def test_summaries_and_prompts_are_searched(store: Store, ledger: dict[str, int]) -> None:
     results = search(store, "property test", project=PROJECT)
     assert [(r.kind, r.type) for r in results] == [("summary", "summary")]

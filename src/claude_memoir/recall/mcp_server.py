@@ -90,9 +90,13 @@ next steps; for prompts (P<n>) the prompt text. Ask only for the few ids you nee
 class _Scope:
     """The project the server answers for: the calling session's, fixed at start-up."""
 
-    def __init__(self, home: str, project: str) -> None:
+    def __init__(self, home: str, project: str, session: str | None = None) -> None:
         self.home = home
         self.project = project
+        # The calling Claude Code session (CLAUDE_CODE_SESSION_ID), whose own
+        # prompts are left out of search: the model has them, and the prompt
+        # it is answering would otherwise top every search about it.
+        self.session = session
 
     def name(self, all_projects: bool) -> str:
         if all_projects:
@@ -153,7 +157,10 @@ def run_search(scope: _Scope, query: str, limit: int = 10, type: str | None = No
     types = [t for t in (type or "").replace(",", " ").split() if t]
     with Store.open(scope.home) as store:
         results = search(store, query, project=None if all_projects else scope.project,
-                         types=types, since=since, limit=limit)
+                         types=types, since=since, limit=limit + 5)
+    results = [r for r in results
+               if not (r.kind == "prompt" and scope.session and r.session == scope.session)]
+    results = results[:limit]
     head = _HEADER.format(scope=scope.name(all_projects))
     if not results:
         hint = "" if all_projects else " Try all_projects=true, other words, or fewer filters."
@@ -337,14 +344,14 @@ def run_get_observations(scope: _Scope, ids: Sequence[int | str],
     return text
 
 
-def build_server(home: str, project: str) -> Any:
+def build_server(home: str, project: str, session: str | None = None) -> Any:
     """The MCP server for ``project``'s memory under ``home`` (an ``MCPServer``)."""
     from mcp.server.mcpserver import MCPServer
     from mcp.types import ToolAnnotations
 
     from .. import __version__
 
-    scope = _Scope(home, project)
+    scope = _Scope(home, project, session)
     server = MCPServer(
         name="memoir", version=__version__,
         instructions=("claude-memoir: persistent memory of past Claude Code sessions in this "
@@ -423,6 +430,7 @@ def session_project() -> str:
 def serve(home: str) -> None:
     """Run the server on stdin/stdout until the client closes the stream."""
     project = session_project()
-    log.info("mcp server started for %s (pid %d)", project, os.getpid())
-    build_server(home, project).run("stdio")
+    session = os.environ.get("CLAUDE_CODE_SESSION_ID") or None
+    log.info("mcp server started for %s (pid %d, session %s)", project, os.getpid(), session)
+    build_server(home, project, session).run("stdio")
     log.info("mcp server for %s stopped", project)

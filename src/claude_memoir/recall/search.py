@@ -181,25 +181,44 @@ def _list_text(raw: str) -> str:
     return "; ".join(str(v) for v in value) if isinstance(value, list) else raw
 
 
+def _stem(token: str) -> str:
+    """A crude stem for finding a word in a snippet ("rounding" -> "round")."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+            return token[: -len(suffix)]
+    return token
+
+
 def _snippet(fields: Sequence[str], tokens: Sequence[str]) -> str:
-    """A one-line window of the first field that mentions a query token, else the first field."""
+    """A one-line window of the field that mentions the most query words, else the first."""
     texts = [" ".join(f.split()) for f in fields if f and f.strip()]
     if not texts:
         return ""
     # The index stems ("cents" finds "cent"): look for a stem-like prefix too.
-    needles = {n for t in tokens for n in (t, t[: max(4, len(t) - 2)])}
-    for text in texts:
+    needles = {t: {t, t[: max(4, len(t) - 2)], _stem(t)} for t in tokens}
+    best: tuple[int, int] | None = None  # (words found, field index)
+    best_at = 0
+    for index, text in enumerate(texts):
         lower = text.lower()
-        hits = [i for i in (lower.find(n) for n in needles) if i >= 0]
-        if hits:
-            start = max(0, min(hits) - SNIPPET_CHARS // 3)
-            window = text[start:start + SNIPPET_CHARS]
-            if start > 0:
-                window = "…" + window[1:]
-            if start + SNIPPET_CHARS < len(text):
-                window = window[:-1] + "…"
-            return window
-    return _one_line(texts[0], SNIPPET_CHARS)
+        found = 0
+        first = len(text)
+        for forms in needles.values():
+            hits = [i for i in (lower.find(n) for n in forms) if i >= 0]
+            if hits:
+                found += 1
+                first = min(first, min(hits))
+        if found and (best is None or found > best[0]):
+            best, best_at = (found, index), first
+    if best is None:
+        return _one_line(texts[0], SNIPPET_CHARS)
+    text = texts[best[1]]
+    start = max(0, best_at - SNIPPET_CHARS // 3)
+    window = text[start:start + SNIPPET_CHARS]
+    if start > 0:
+        window = "…" + window[1:]
+    if start + SNIPPET_CHARS < len(text):
+        window = window[:-1] + "…"
+    return window
 
 
 # -- one query per kind ---------------------------------------------------------------
@@ -237,7 +256,8 @@ def _result(kind: ResultKind, row: sqlite3.Row, tokens: Sequence[str],
             score: float) -> SearchResult:
     if kind == "observation":
         title = row["title"]
-        fields = [row["subtitle"], row["narrative"], _list_text(row["facts"]),
+        # Facts before the narrative: on a tie the crisper text is shown.
+        fields = [row["subtitle"], _list_text(row["facts"]), row["narrative"],
                   _list_text(row["files_modified"]), _list_text(row["files_read"])]
     elif kind == "summary":
         title = row["request"] or f"summary of prompt {row['prompt_number']}"
