@@ -234,3 +234,11 @@ def test_the_calling_sessions_own_prompts_are_left_out(project: Path, seeded: di
     assert "[prompt] what happened to ReconcileLedger?" in alone
     inside = text_of(run_client(project, body, env={"CLAUDE_CODE_SESSION_ID": "44444444-dddd"}))
     assert "what happened to ReconcileLedger?" not in inside
+
+
+def test_excluded_project_gets_no_memory(project: Path, seeded: dict[str, int]) -> None:
+    async def body(client: Client) -> Any:
+        return await client.call_tool("search", {"query": "ReconcileLedger"})
+
+    text = text_of(run_client(project, body, env={"MEMOIR_EXCLUDE": str(project.parent) + "/*"}))
+    assert "MEMOIR_EXCLUDE" in text and "Fix cents lost" not in text

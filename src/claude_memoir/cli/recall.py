@@ -50,7 +50,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from ..config import load_settings
     from ..recall.mcp_server import serve
 
-    serve(load_settings().home)
+    serve(load_settings())
     return 0
 
 
