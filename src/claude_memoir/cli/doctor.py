@@ -270,6 +270,7 @@ def check_database(home: Path, fix: bool = False) -> list[Finding]:
             problems = [] if rows == ["ok"] else rows
             sessions = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] \
                 if not problems else 0
+            backlog = _search_backlog(conn) if not problems else 0
         finally:
             conn.close()
     except sqlite3.Error as e:
@@ -291,7 +292,26 @@ def check_database(home: Path, fix: bool = False) -> list[Finding]:
                                    f"{path} is damaged: {'; '.join(problems[:3])}",
                                    "run `memoir doctor --fix` to move it aside and start fresh "
                                    "(nothing is deleted)")]
+    if backlog:
+        findings.append(Finding("database", "warn",
+                                f"{backlog} records from before the search index are not "
+                                "searchable yet (they are indexed in the background)",
+                                "run `memoir install` (or `memoir search`) to finish indexing"))
     return findings + [Finding("database", "ok", f"{path}: integrity ok, {sessions} session(s)")]
+
+
+def _search_backlog(conn: sqlite3.Connection) -> int:
+    """Rows older than the search index (migration 0004) not indexed yet; read-only."""
+    try:
+        marks = conn.execute("SELECT tbl, indexed_from FROM search_backfill").fetchall()
+    except sqlite3.Error:
+        return 0  # a store not migrated yet: its first use migrates it
+    total = 0
+    for table, indexed_from in marks:
+        if table in ("observations", "summaries", "prompts") and indexed_from > 1:
+            total += conn.execute(f"SELECT COUNT(*) FROM {table} WHERE id < ?",
+                                  (indexed_from,)).fetchone()[0]
+    return int(total)
 
 
 def check_runtime(home: Path) -> list[Finding]:

@@ -40,6 +40,9 @@ log = get_logger(__name__)
 #: Characters one tool answer may hold (about 6,000 tokens); the rest is cut
 #: with a note saying so.
 MAX_OUTPUT_CHARS = 24_000
+#: Seconds a ``search`` call spends indexing records older than the index
+#: (migration 0004) before it searches.
+BACKFILL_SECONDS = 2.0
 #: Most results ``search`` lists, and ids ``get_observations`` returns in full.
 MAX_SEARCH_RESULTS = 50
 MAX_DETAIL_IDS = 20
@@ -161,12 +164,16 @@ def run_search(scope: _Scope, query: str, limit: int = 10, type: str | None = No
     limit = max(1, min(int(limit), MAX_SEARCH_RESULTS))
     types = [t for t in (type or "").replace(",", " ").split() if t]
     with Store.open(scope.home) as store:
+        backlog = store.backfill_search(budget=BACKFILL_SECONDS)
         results = search(store, query, project=None if all_projects else scope.project,
                          types=types, since=since, limit=limit + 5)
     results = [r for r in results
                if not (r.kind == "prompt" and scope.session and r.session == scope.session)]
     results = results[:limit]
     head = _HEADER.format(scope=scope.name(all_projects))
+    if backlog:
+        head += (f"[{backlog} older records are not searchable yet: the index is still being "
+                 "built]\n")
     if not results:
         hint = "" if all_projects else " Try all_projects=true, other words, or fewer filters."
         return head + f"No results for {_one_line(query, 80)!r}.{hint}"
