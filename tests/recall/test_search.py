@@ -380,6 +380,9 @@ def test_install_builds_the_index_and_doctor_reports_a_backlog(memoir_home: Path
     [warn] = [f for f in json.loads(doctor.stdout) if "not searchable yet" in f["detail"]]
     assert warn["check"] == "database" and warn["level"] == "warn"
     assert warn["detail"].startswith("1203 records")
+    status = subprocess.run([*memoir_command(), "status"], cwd=old_repo, capture_output=True,
+                            text=True, timeout=60)
+    assert "search index: 1203 older records not indexed yet" in status.stderr
     done = subprocess.run([*memoir_command(), "install"], cwd=old_repo, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
