@@ -7,6 +7,10 @@ bound what the agent is shown.
 
 from __future__ import annotations
 
+# `re` is loaded by every hook anyway (json.decoder imports it): importing it
+# here is free; its patterns are compiled on first use, not at import.
+import re
+
 # How far a whole-word cut looks for whitespace before it gives up and drops
 # that much instead.
 WORD_SLACK = 512
@@ -56,3 +60,41 @@ def _word_start(text: str, start: int) -> int:
         if text[i].isspace():
             return i
     return ceiling
+
+
+# A run of letters/digits (underscores split words, as FTS5's unicode61 does).
+_WORD = r"[^\W_]+"
+# A camelCase / PascalCase boundary: "reconcileLedger", "HTTPServer" -> "HTTP|Server".
+_CAMEL = r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])"
+# Most identifiers one text contributes: bounds the work on a huge prompt.
+_MAX_IDENTIFIERS = 2000
+
+
+def code_terms(*texts: object) -> str:
+    """The camelCase / PascalCase identifiers of ``texts`` split into lower-case words.
+
+    Stored in each searchable row's ``terms`` column (migration m0004) so that
+    FTS5's unicode61 tokenizer, which keeps ``ReconcileLedger`` as one token
+    (while it already splits ``reconcile_ledger`` and ``src/app/ledger.py`` at
+    the punctuation), also finds ``ReconcileLedger`` for "reconcile ledger".
+    Only identifiers with a case boundary contribute, each once, one per line.
+    """
+    # Compiled here (re caches them): most hooks never call this, and
+    # compiling at import would cost each of them ~0.1 ms.
+    word_re, camel_re = re.compile(_WORD), re.compile(_CAMEL)
+    seen: set[str] = set()
+    out: list[str] = []
+    for text in texts:
+        if not isinstance(text, str):
+            continue  # a NULL reaches the store's NOT NULL check, which says what is wrong
+        for match in word_re.finditer(text):
+            word = match.group()
+            if word in seen or word.islower() or word.isupper():
+                continue
+            seen.add(word)
+            parts = [p for p in camel_re.split(word) if p]
+            if len(parts) > 1:
+                out.append(" ".join(parts).lower())
+            if len(seen) >= _MAX_IDENTIFIERS:
+                return "\n".join(out)
+    return "\n".join(out)

@@ -24,12 +24,13 @@ from .events import EventQueries
 from .memories import MemoryQueries
 from .prompts import PromptQueries
 from .schema import migrate
+from .searchindex import SearchIndexQueries
 from .sessions import SessionQueries
 
 log = get_logger(__name__)
 
 
-class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries):
+class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, SearchIndexQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------

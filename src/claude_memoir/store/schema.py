@@ -210,6 +210,121 @@ def m0003_agent_context(conn: sqlite3.Connection) -> None:
         """)
 
 
+
+# Search tokenisation (m0004). FTS5 with `porter unicode61 remove_diacritics 2`:
+# unicode61 splits at every non-alphanumeric character, so `reconcile_ledger`,
+# `src/app/ledger.py` and "reconcile ledger" already share the tokens
+# reconcile / ledger; porter lets "reconciling" find "reconcile". What it keeps
+# whole is a case boundary (`ReconcileLedger` is one token), so each searchable
+# row also stores `terms`: its camelCase identifiers split into words
+# (text.code_terms), indexed as one more column; the query side splits words
+# the same way (recall.search). Chosen over the trigram tokenizer, which finds
+# substrings without a `terms` column but cannot match words shorter than three
+# characters ("db", "ui", "io"), has no stemming, ranks BM25 over trigrams
+# rather than words, and makes the index about three times larger.
+_TOKENIZE = "tokenize = 'porter unicode61 remove_diacritics 2'"
+
+_OBS_FTS_COLUMNS = ("title", "subtitle", "narrative", "facts", "concepts", "files_read",
+                    "files_modified", "terms")
+_SUMMARY_FTS_COLUMNS = ("request", "investigated", "learned", "completed", "next_steps",
+                        "notes", "terms")
+_PROMPT_FTS_COLUMNS = ("text", "terms")
+
+
+def _fts_table(conn: sqlite3.Connection, table: str, columns: tuple[str, ...]) -> None:
+    """An external-content FTS5 index ``<table>_fts`` of ``columns``, kept by triggers.
+
+    Created empty: rows already in ``table`` are indexed afterwards, a chunk at
+    a time, by ``Store.backfill_search`` (m0004 explains why). Until then the
+    triggers leave those rows alone: a row counts as indexed when its id is at
+    least ``search_backfill.indexed_from``, and FTS5 must never be told to
+    delete a row it does not hold (that corrupts an external-content index).
+    The update trigger fires only when an indexed column changes: Stop sets
+    ``prompts.finished_at`` on every turn and must not re-index the prompt.
+    """
+    cols = ", ".join(columns)
+    new = ", ".join(f"new.{c}" for c in columns)
+    old = ", ".join(f"old.{c}" for c in columns)
+    fts = f"{table}_fts"
+    indexed = f"(SELECT indexed_from FROM search_backfill WHERE tbl = '{table}')"
+    _execute_script(conn, f"""
+        CREATE VIRTUAL TABLE {fts} USING fts5(
+            {cols}, content='{table}', content_rowid='id', {_TOKENIZE}
+        );
+        INSERT INTO search_backfill (tbl, indexed_from)
+            SELECT '{table}', COALESCE(MAX(id), 0) + 1 FROM {table};
+        CREATE TRIGGER {table}_ai AFTER INSERT ON {table}
+            WHEN new.id >= {indexed} BEGIN
+            INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new});
+        END;
+        CREATE TRIGGER {table}_ad AFTER DELETE ON {table}
+            WHEN old.id >= {indexed} BEGIN
+            INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old});
+        END;
+        CREATE TRIGGER {table}_au AFTER UPDATE OF {cols} ON {table}
+            WHEN old.id >= {indexed} BEGIN
+            INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old});
+            INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new});
+        END;
+        """)
+
+
+#: The indexed tables and their FTS columns, for Store.backfill_search.
+SEARCH_TABLES = {"observations": _OBS_FTS_COLUMNS, "summaries": _SUMMARY_FTS_COLUMNS,
+                 "prompts": _PROMPT_FTS_COLUMNS}
+
+
+@migration
+def m0004_recall(conn: sqlite3.Connection) -> None:
+    """Recall: sessions re-keyed by repository, code-aware FTS over observations,
+    summaries and prompts."""
+    from ..recall.project import project_key
+
+    # 1. Project identity is now the git repository (recall.project): a
+    # session recorded in repo/src or in a linked worktree joins the
+    # repository's memory. Keys of directories that no longer exist resolve to
+    # themselves, so their history stays where it was.
+    for (old,) in conn.execute("SELECT DISTINCT project FROM sessions").fetchall():
+        new = project_key(old)
+        if new != old:
+            conn.execute("UPDATE sessions SET project = ? WHERE project = ?", (new, old))
+
+    # 2. Drop the old indexes first: their UPDATE triggers would otherwise
+    # re-index every row that step 3 touches.
+    _execute_script(conn, """
+        DROP TRIGGER IF EXISTS observations_ai;
+        DROP TRIGGER IF EXISTS observations_ad;
+        DROP TRIGGER IF EXISTS observations_au;
+        DROP TABLE IF EXISTS observations_fts;
+        DROP TRIGGER IF EXISTS summaries_ai;
+        DROP TRIGGER IF EXISTS summaries_ad;
+        DROP TRIGGER IF EXISTS summaries_au;
+        DROP TABLE IF EXISTS summaries_fts;
+        ALTER TABLE observations ADD COLUMN terms TEXT NOT NULL DEFAULT '';
+        ALTER TABLE summaries ADD COLUMN terms TEXT NOT NULL DEFAULT '';
+        ALTER TABLE prompts ADD COLUMN terms TEXT NOT NULL DEFAULT '';
+        CREATE INDEX IF NOT EXISTS observations_created ON observations(created_at);
+        """)
+
+    # 3. New, empty indexes. Indexing what is already stored (splitting its
+    # identifiers, then FTS5) takes about a minute for 200,000 observations,
+    # and the first process to open the store after an upgrade may be a hook
+    # that Claude Code kills after 10 s: the migration would roll back and
+    # start over on every hook, forever. So the migration only records where
+    # indexing stands (search_backfill) and Store.backfill_search indexes the
+    # older rows in short transactions, from `memoir install`, the worker,
+    # `memoir search` and the MCP server; new rows are indexed as they come.
+    _execute_script(conn, """
+        CREATE TABLE search_backfill (
+            tbl TEXT PRIMARY KEY,
+            -- Rows with id >= indexed_from are in the FTS index; 0 or 1: all are.
+            indexed_from INTEGER NOT NULL
+        );
+        """)
+    for table, columns in SEARCH_TABLES.items():
+        _fts_table(conn, table, columns)
+
+
 def migrate(conn: sqlite3.Connection, path: str, transaction: Callable[[], Transaction]) -> None:
     """Apply every migration ``conn``'s database lacks, in one transaction."""
     # Fast path for hooks: one pragma read when nothing is to do.

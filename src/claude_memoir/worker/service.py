@@ -55,6 +55,9 @@ WAKE_DELAY = 0.05
 STORE_OPEN_WAIT = 30.0
 # Seconds a ping's pending count may wait on SQLite (see Worker._count_pending).
 PING_READ_WAIT = 0.02
+# Seconds of search-index backfill per round of the loop (Store.backfill_search):
+# short, because the store's write lock is held meanwhile and hooks wait on it.
+BACKFILL_SLICE = 0.2
 
 
 class Worker:
@@ -91,6 +94,9 @@ class Worker:
         # bounded read cannot get through.
         self.pending = 0
         self._reader: sqlite3.Connection | None = None
+        # Rows older than the search index still to index (assume some until
+        # the first backfill call says otherwise; it returns at once if none).
+        self._search_backlog = 1
         self._wake = asyncio.Event()
         self._server: asyncio.AbstractServer | None = None
 
@@ -290,6 +296,11 @@ class Worker:
                 if self.stop_reason is not None:
                     await self.finish()
                     return
+                if self._search_backlog:
+                    # Index records older than the search index a little per
+                    # round (migration 0004), after this session's own work.
+                    self._search_backlog = await self.db.call(
+                        lambda store: store.backfill_search(budget=BACKFILL_SLICE))
                 await self._refresh()
             except MemoirError as e:
                 # A locked or briefly unwritable database: everything is still
