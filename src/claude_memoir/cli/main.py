@@ -3,8 +3,8 @@
     memoir install [--scope user|project]   wire the hooks into Claude Code
     memoir uninstall [--scope user|project] take them out again
     memoir context [--cwd DIR]              print what SessionStart would inject
-    memoir sessions [--json]                list recorded sessions with counts
-    memoir show SESSION [--json]            one session with its summaries
+    memoir sessions [--limit N] [--cwd DIR] [--json]  recorded sessions with counts
+    memoir show SESSION [--json]            one session (id or unique prefix) with its summaries
     memoir status [--json]                  live workers
     memoir reprocess SESSION [--wait S]     retry parked events, replace fallback summaries
     memoir cleanup-sessions [--max-age 24h] [--dry-run] [--json]
@@ -16,6 +16,8 @@ Exit codes: 0 success, 1 failure, 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -47,7 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     setup_logging(settings.home, settings.log_level)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # `memoir sessions | head -1`: the reader is gone, which is no error of
+        # ours. Point stdout at /dev/null so the interpreter's final flush does
+        # not print a traceback either, and exit as a program killed by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
     except MemoirError as e:
         print(f"memoir: {e}", file=sys.stderr)
         log.error("%s failed (%s): %s", args.command, e.reason, e)

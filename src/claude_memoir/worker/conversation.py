@@ -64,6 +64,9 @@ class Conversation:
         self.state: AgentState = "not-started"
         self.failures = 0
         self.last_failure = 0.0
+        # Why the last request failed (the AgentError's text), for the notes of
+        # a fallback summary and `memoir reprocess`.
+        self.last_error = ""
         self._introduced = False
         # Characters of the current conversation (system prompt, messages
         # sent, replies), which every request resends; persisted with the
@@ -109,9 +112,10 @@ class Conversation:
                 self._introduced = fresh = True
             self.state = "busy"
             reply = await agent.ask(text, self.settings.agent_timeout)
-        except AgentError:
+        except AgentError as e:
             self.failures += 1
             self.last_failure = time.monotonic()
+            self.last_error = str(e)[:300]
             self.state = "failed"
             # The CLI may have kept the message in the transcript that a resume
             # continues: count it, so the bound errs towards an early rollover.

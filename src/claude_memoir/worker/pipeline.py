@@ -145,7 +145,10 @@ class Pipeline:
             store.prompt_response(session.id, prompt_number)))
         summary = None
         note = None
-        if not self.conversation.gave_up():
+        failure = None  # why the agent gave no summary, kept in the fallback's notes
+        if self.conversation.gave_up():
+            failure = f"{self.conversation.last_error} (several failures in a row; cooling down)"
+        else:
             text = summary_prompt(prompt_number, prompt, self.settings.max_field_chars)
             if response:
                 text += ("\n\nClaude's final reply to the user for this request "
@@ -155,6 +158,7 @@ class Pipeline:
             except AgentError as e:
                 log.warning("agent failed to summarize prompt %d of %s: %s",
                             prompt_number, self.session_id, e)
+                failure = str(e)[:300]
             else:
                 from ..agent.parser import parse_summary
 
@@ -164,6 +168,9 @@ class Pipeline:
             if summary is None and note is None:
                 log.warning("no usable summary for prompt %d of %s", prompt_number,
                             self.session_id)
+                failure = failure or "its reply held no <summary> block"
+        if summary is None and note is None and failure:
+            note = f"Built from raw events; the memory agent failed: {failure}"
         if summary is not None:
             agent_summary = summary
             await self.db.call(lambda store: store.save_summary(
