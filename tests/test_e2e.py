@@ -85,7 +85,6 @@ def test_session_summary_reaches_next_session(mock_api: MockAnthropic, tmp_path:
     assert all(e["status"] == "processed" for e in events)
     assert conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0] >= 1
     assert session["project"] == os.path.realpath(project)
-    assert session["agent_session_id"]
 
     # The worker finished and cleaned up after itself.
     wait_for(lambda: conn.execute("SELECT worker_pid FROM sessions WHERE id = ?",
@@ -93,6 +92,13 @@ def test_session_summary_reaches_next_session(mock_api: MockAnthropic, tmp_path:
              timeout=30, message="the worker to exit")
     assert not list((memoir_home / "run").glob("*.sock"))
     assert not list((memoir_home / "run").glob("*.pid"))
+    assert not list((memoir_home / "run").glob("*.lock"))
+    # The user's session is in Claude Code's session lists; the memory agent's is not.
+    projects = Path(env["HOME"]) / ".claude" / "projects"
+    listed = [p.parent.name for p in projects.rglob("*.jsonl")]
+    assert listed and all("memoir-home-agent" not in name for name in listed), listed
+    assert conn.execute("SELECT agent_session_id FROM sessions WHERE id = ?",
+                        (session["id"],)).fetchone()[0] is None
 
     # The agent was really driven through the SDK, with no tool definitions.
     agent_requests = mock_api.messages_requests(agent=True)

@@ -422,10 +422,30 @@ def test_context_on_empty_home_prints_nothing(tmp_path: Path) -> None:
 def test_status_without_workers(history: dict[str, Any]) -> None:
     r = memoir("status")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "no live workers"
+    assert r.stdout.splitlines()[-1] == "no live workers"
     r = memoir("status", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == []
+    assert json.loads(r.stdout)["workers"] == []
+
+
+def test_status_shows_database_log_and_spool_sizes(history: dict[str, Any], store: Store,
+                                                   memoir_home: Path) -> None:
+    from claude_memoir import spool
+
+    spool.write(memoir_home, "stop", {"session_id": SID_A, "pad": "x" * 5000})
+    log = memoir_home / "logs" / "memoir.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text("y" * 30_000)
+    r = memoir("status", "--json")
+    assert r.returncode == 0, r.stderr
+    disk = json.loads(r.stdout)["storage"]
+    db_bytes = (memoir_home / "memoir.db").stat().st_size
+    assert disk["database_bytes"] >= db_bytes > 0
+    assert disk["log_bytes"] >= 30_000
+    assert disk["spool_files"] == 1 and disk["spool_bytes"] > 5000
+    r = memoir("status")
+    (line,) = [x for x in r.stdout.splitlines() if x.startswith("storage: ")]
+    assert "database " in line and "logs 3" in line and "spool 1 file(s) 5." in line, line
 
 
 def test_status_worker_without_socket(history: dict[str, Any], store: Store,
@@ -434,7 +454,7 @@ def test_status_worker_without_socket(history: dict[str, Any], store: Store,
     assert not Path(socket_path(memoir_home, SID_A)).exists()
     r = memoir("status", "--json")
     assert r.returncode == 0, r.stderr
-    rows = json.loads(r.stdout)
+    rows = json.loads(r.stdout)["workers"]
     assert len(rows) == 1
     row = rows[0]
     assert row["session_id"] == SID_A
@@ -461,7 +481,7 @@ def test_status_stale_socket_is_unresponsive(history: dict[str, Any], store: Sto
     try:
         r = memoir("status", "--json")
         assert r.returncode == 0, r.stderr
-        [row] = json.loads(r.stdout)
+        [row] = json.loads(r.stdout)["workers"]
         assert row["responsive"] is False and row["error"]
     finally:
         path.unlink(missing_ok=True)
@@ -503,7 +523,7 @@ def test_status_live_worker_is_responsive(history: dict[str, Any], store: Store,
     try:
         r = memoir("status", "--json")
         assert r.returncode == 0, r.stderr
-        [row] = json.loads(r.stdout)
+        [row] = json.loads(r.stdout)["workers"]
         assert row["responsive"] is True
         assert row["session_id"] == SID_A and row["pending"] == 2 and row["agent"] == "ready"
         r = memoir("status")

@@ -284,16 +284,20 @@ def test_identical_consecutive_events_are_stored_once(run_hook: HookRunner,
     assert names == ["Read", "Bash", "Read"]
 
 
-def test_events_past_the_session_cap_are_not_recorded(run_hook: HookRunner,
-                                                      memoir_home: Path) -> None:
+def test_the_session_cap_keeps_the_newest_events(run_hook: HookRunner,
+                                                 memoir_home: Path) -> None:
+    """Past MEMOIR_MAX_EVENTS the oldest make room: the newest work is never lost."""
     _fresh_session(run_hook, memoir_home)
-    for i in range(4):
+    for i in range(5):
         data = dict(payload("post_tool_use_bash"), tool_use_id=f"toolu_c{i}",
                     tool_input={"command": f"echo {i}"})
         _out(run_hook("post-tool-use", data, env={"MEMOIR_MAX_EVENTS": "2"}))
-    kill_workers(memoir_home)
-    assert db(memoir_home).execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
-    assert "(cap 2); event not queued" in (memoir_home / "logs" / "memoir.log").read_text()
+        kill_workers(memoir_home)  # no agent: every event still waits
+    rows = db(memoir_home).execute("SELECT tool_use_id, tool_input FROM events ORDER BY id")
+    assert [(r[0], json.loads(r[1])["command"]) for r in rows] == [
+        ("toolu_c3", "echo 3"), ("toolu_c4", "echo 4")]
+    assert "the oldest waiting one(s) dropped" in \
+        (memoir_home / "logs" / "memoir.log").read_text()
 
 
 # -- damaged and locked databases ---------------------------------------------------

@@ -140,11 +140,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .. import ipc
     from ..config import load_settings
     from ..paths import socket_path
+    from ..retention import usage
     from ..store import Store
 
     home = load_settings().home
     with Store.open(home) as store:
         sessions = store.sessions_with_workers()
+        disk = usage(home, store)
     rows = []
     for s in sessions:
         row: dict[str, Any] = {"session_id": s.claude_session_id, "pid": s.worker_pid,
@@ -157,8 +159,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             row.update(responsive=False, error=str(e))
         rows.append(row)
     if args.json:
-        print_json(rows)
+        print_json({"workers": rows, "storage": disk})
         return 0
+    print(_storage_line(disk))
     if not rows:
         print("no live workers")
         return 0
@@ -182,6 +185,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _storage_line(disk: Any) -> str:
+    """One line of what $MEMOIR_HOME holds on disk."""
+    from ..retention import human
+
+    line = (f"storage: database {human(disk['database_bytes'])} "
+            f"({human(disk['database_free_bytes'])} free for reuse), "
+            f"logs {human(disk['log_bytes'])}, "
+            f"spool {disk['spool_files']} file(s) {human(disk['spool_bytes'])}")
+    if disk["rejected_files"]:
+        line += f", {disk['rejected_files']} rejected file(s) kept (see `memoir doctor`)"
+    return line
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -208,7 +224,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
-    text = "list live workers"
+    text = "list live workers and disk usage"
     p = sub.add_parser("status", help=text, description=text)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)

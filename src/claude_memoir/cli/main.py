@@ -5,7 +5,7 @@
     memoir context [--cwd DIR]              print what SessionStart would inject
     memoir sessions [--limit N] [--cwd DIR] [--json]  recorded sessions with counts
     memoir show SESSION [--json]            one session (id or unique prefix) with its summaries
-    memoir status [--json]                  live workers
+    memoir status [--json]                  disk usage and live workers
     memoir reprocess SESSION [--wait S]     retry parked events, replace fallback summaries
     memoir cleanup-sessions [--max-age 24h] [--dry-run] [--json]
     memoir doctor [--fix] [--live] [--json] check install, privacy, database, agent
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..log import setup_logging
 
     settings = load_settings()
-    setup_logging(settings.home, settings.log_level)
+    setup_logging(settings.home, settings.log_level, settings.log_max_bytes)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit

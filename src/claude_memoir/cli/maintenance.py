@@ -73,9 +73,16 @@ def cmd_cleanup_sessions(args: argparse.Namespace) -> int:
                        ("agents_ended", "orphaned agent processes ended"),
                        ("sockets_removed", "stale sockets removed"),
                        ("pid_files_removed", "stale pid files removed"),
-                       ("live_workers", "live workers left alone")):
+                       ("live_workers", "live workers left alone"),
+                       ("lock_files_removed", "unused lock files removed"),
+                       ("agent_transcripts_removed", "memory agent transcripts removed"),
+                       ("rejected_removed", "old rejected spool files / damaged databases "
+                                            "removed")):
         items = report[key]  # type: ignore[literal-required]
         print(f"  {label}: {len(items)}" + (f" ({', '.join(map(str, items))})" if items else ""))
+    if not args.dry_run:
+        print(f"  event bodies emptied (processed over {load_settings().keep_events_days} days "
+              f"ago): {report['event_bodies_pruned']}")
     return 0
 
 
@@ -88,7 +95,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="wait this long for the result (0: return at once; default 120)")
     p.set_defaults(func=cmd_reprocess)
 
-    text = "fail stale sessions, end orphaned workers, remove stale sockets"
+    text = "fail stale sessions, end orphaned workers, apply retention"
     p = sub.add_parser("cleanup-sessions", help=text, description=text)
     p.add_argument("--max-age", default="24h", metavar="DURATION",
                    help="active sessions untouched this long are marked failed "

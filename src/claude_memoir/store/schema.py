@@ -210,6 +210,20 @@ def m0003_agent_context(conn: sqlite3.Connection) -> None:
         """)
 
 
+@migration
+def m0007_retention(conn: sqlite3.Connection) -> None:
+    """When a tool event's raw bodies were dropped (retention, or the per-session cap)."""
+    _execute_script(conn, """
+        -- Set when tool_input / tool_response were emptied to 'null': after
+        -- MEMOIR_KEEP_EVENTS_DAYS for processed events, or to make room under
+        -- MEMOIR_MAX_EVENTS. The row (tool, time, status) stays.
+        ALTER TABLE events ADD COLUMN pruned_at TEXT;
+        -- What retention looks for: processed events that still have bodies.
+        CREATE INDEX events_retention ON events(processed_at)
+            WHERE status = 'processed' AND pruned_at IS NULL;
+        """)
+
+
 def migrate(conn: sqlite3.Connection, path: str, transaction: Callable[[], Transaction]) -> None:
     """Apply every migration ``conn``'s database lacks, in one transaction."""
     # Fast path for hooks: one pragma read when nothing is to do.

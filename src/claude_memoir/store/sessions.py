@@ -176,6 +176,13 @@ class SessionQueries(Connected):
             " ORDER BY claude_session_id LIMIT ?", (len(prefix), prefix, limit)).fetchall()
         return [str(r[0]) for r in rows]
 
+    def active_agent_sessions(self) -> list[str]:
+        """The agent conversation ids that active sessions may still resume."""
+        rows = self.conn.execute(
+            "SELECT agent_session_id FROM sessions WHERE status = 'active'"
+            " AND agent_session_id IS NOT NULL").fetchall()
+        return [str(r[0]) for r in rows]
+
     def sessions_with_workers(self) -> list[SessionRow]:
         """Sessions that have a worker pid recorded."""
         rows = self.conn.execute(

@@ -10,6 +10,7 @@ worker stops asking (fallback summaries) for ``AGENT_COOLDOWN`` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Literal
 
 from ..agent.client import MemoryAgent
 from ..agent.prompts import SYSTEM_PROMPT, init_prompt, session_recap
+from ..agent.transcripts import remove_transcript
 from ..config import Settings
 from ..errors import AgentError
 from ..log import get_logger
@@ -135,6 +137,23 @@ class Conversation:
         if agent is not None:
             await agent.close()
 
+    async def forget(self) -> None:
+        """End the conversation for good: close it, delete its transcript, forget its id.
+
+        For a finished session. The transcript exists only so a conversation
+        can be resumed; kept, it would sit among the user's Claude Code
+        sessions. A later worker of this session (``memoir reprocess``, a
+        resumed Claude Code session) starts a fresh conversation with a recap.
+        """
+        assert self.session is not None
+        agent_session = (self.agent.session_id if self.agent else None) \
+            or self.session.agent_session_id
+        await self.close()
+        if agent_session:
+            await asyncio.to_thread(remove_transcript, self.settings.home, agent_session)
+        self.context_chars = 0
+        await self._save(None)
+
     # -- internals -----------------------------------------------------------
 
     async def _save(self, agent_session: str | None) -> None:
@@ -173,6 +192,7 @@ class Conversation:
             # not cost the session its memory: start fresh once.
             log.warning("agent resume %s failed (%s); starting a fresh agent session",
                         resume, e)
+            await asyncio.to_thread(remove_transcript, self.settings.home, resume)
             agent = self.agent_factory(self.settings.model, home, None)
             await agent.start()
             resume = None
@@ -216,9 +236,13 @@ class Conversation:
         crash does not resume the long conversation either.
         """
         before = self.context_chars
+        assert self.session is not None
+        old = (self.agent.session_id if self.agent else None) or self.session.agent_session_id
         await self.close()
         self.context_chars = 0
         await self._save(None)
+        if old:  # replaced for good: its transcript has no use left
+            await asyncio.to_thread(remove_transcript, self.settings.home, old)
         self.rollovers += 1
         log.info("session %s: agent conversation holds %d chars and the next message %d "
                  "(limit %d); starting a fresh conversation with a recap (rollover %d)",

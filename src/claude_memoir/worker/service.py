@@ -298,6 +298,21 @@ class Worker:
         else:
             log.info("session %s finished (%s); status left as it was", self.session_id,
                      reason)
+        # The agent's transcript goes with the session: nothing of the memory
+        # agent stays in the user's Claude Code session lists.
+        try:
+            await self.conversation.forget()
+        except MemoirError as e:
+            log.warning("cannot forget the agent conversation (%s): %s", e.reason, e)
+        # Retention runs here so that it happens for a user who never types a
+        # command: once per finished session, in short transactions.
+        from .. import retention
+
+        settings = self.settings
+        try:
+            await self.db.call(lambda store: retention.sweep(settings, store))
+        except MemoirError as e:
+            log.warning("retention sweep failed (%s): %s", e.reason, e)
 
     # -- teardown ----------------------------------------------------------------
 
