@@ -117,7 +117,7 @@ def record_tool_event(store: Store, payload: Payload, settings: Settings, *,
         dedupe=True,
         max_events=settings.max_events,
     )
-    return event_id is not None  # None: a repeat, or over the cap (the store logged which)
+    return event_id is not None  # None: a repeat (the store logged which)
 
 
 def record_stop(store: Store, payload: Payload, settings: Settings, *,

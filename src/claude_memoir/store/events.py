@@ -117,9 +117,11 @@ class EventQueries(Connected):
         if dropped:
             marks = ",".join("?" * len(dropped))
             conn.execute(f"DELETE FROM events WHERE id IN ({marks})", dropped)
-            log.warning("session %d holds %d events waiting for the agent (MEMOIR_MAX_EVENTS "
-                        "%d); the oldest waiting one(s) dropped: %s", session_id, held,
-                        max_events, dropped)
+            # INFO, like every recorded event: an agent this far behind logs it
+            # on each new event, and a warning per tool call would drown the log.
+            log.info("session %d holds %d events waiting for the agent (MEMOIR_MAX_EVENTS "
+                     "%d); the oldest waiting one(s) dropped: %s", session_id, held,
+                     max_events, dropped)
 
     def pending_events(self, session_id: int, limit: int = 50) -> list[EventRow]:
         """The oldest pending events of a session, in the order they happened."""

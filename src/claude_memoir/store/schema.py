@@ -221,6 +221,10 @@ def m0007_retention(conn: sqlite3.Connection) -> None:
         -- What retention looks for: processed events that still have bodies.
         CREATE INDEX events_retention ON events(processed_at)
             WHERE status = 'processed' AND pruned_at IS NULL;
+        -- The events of a session that still have bodies: what MEMOIR_MAX_EVENTS
+        -- counts on every insert, so the count reads at most the cap's worth
+        -- of index entries however long the session.
+        CREATE INDEX events_bodies ON events(session_id, id) WHERE pruned_at IS NULL;
         """)
 
 
