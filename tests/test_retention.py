@@ -117,6 +117,18 @@ def test_rejected_spool_files_and_damaged_databases_are_pruned_after_keep_days(
     assert retention.prune_rejected(memoir_home, 0) == []  # 0: keep forever
 
 
+def test_half_written_spool_files_are_removed_after_an_hour(memoir_home: Path) -> None:
+    directory = Path(spool.spool_dir(memoir_home))
+    directory.mkdir(parents=True)
+    abandoned = directory / ".00000000000000000001-1.tmp"
+    abandoned.write_text("{")
+    _old(abandoned, 1 / 12)  # two hours
+    writing = directory / ".00000000000000000002-2.tmp"
+    writing.write_text("{")
+    assert retention.prune_spool_temp_files(memoir_home) == [str(abandoned)]
+    assert not abandoned.exists() and writing.exists()
+
+
 def test_unheld_lock_files_are_removed_and_held_ones_kept(memoir_home: Path) -> None:
     run = memoir_home / "run"
     run.mkdir(parents=True)

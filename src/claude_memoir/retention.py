@@ -99,6 +99,23 @@ def prune_rejected(home: str | os.PathLike[str], keep_days: float, *,
     return removed
 
 
+def prune_spool_temp_files(home: str | os.PathLike[str], *, dry_run: bool = False) -> list[str]:
+    """Remove half-written spool files (``.*.tmp``) a hook left when it died mid-write.
+
+    A live hook renames its temp file within milliseconds; one an hour old
+    was abandoned (its payload never reached the spool proper).
+    """
+    cutoff = time.time() - 3600
+    removed = []
+    for path in sorted(spool.spool_dir(home).glob(".*.tmp")):
+        if _older_than(path, cutoff):
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            removed.append(str(path))
+    return removed
+
+
 def prune_lock_files(home: str | os.PathLike[str], *, dry_run: bool = False) -> list[str]:
     """Remove lock files (``run/*.lock``, ``run/*.reap``) no process holds."""
     run = Path(run_dir(home))
@@ -120,7 +137,8 @@ def sweep(settings: Settings, store: Store, *, dry_run: bool = False) -> Retenti
     return {
         "event_bodies_pruned": pruned,
         "rejected_removed": prune_rejected(settings.home, settings.keep_rejected_days,
-                                           dry_run=dry_run),
+                                           dry_run=dry_run)
+        + prune_spool_temp_files(settings.home, dry_run=dry_run),
         "lock_files_removed": prune_lock_files(settings.home, dry_run=dry_run),
         "agent_transcripts_removed": prune_transcripts(
             settings.home, store.active_agent_sessions(), dry_run=dry_run),
