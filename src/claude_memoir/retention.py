@@ -13,8 +13,8 @@ rejected spool files,      deleted MEMOIR_KEEP_REJECTED_DAYS after they   :func:
 damaged databases aside    were set aside
 lock files                 removed by a worker as it exits; leftovers     worker,
                            (a killed worker's) when nobody holds them     :func:`sweep`
-the agent's transcripts    removed when its conversation ends; orphans    worker,
-                           (no active session's) after 10 minutes         :func:`sweep`
+the agent's transcripts    removed when its session ends; others once     worker,
+                           no session may resume them (a day idle)        :func:`sweep`
                            (:mod:`.agent.transcripts`)
 =========================  =============================================  ==================
 
@@ -141,7 +141,7 @@ def sweep(settings: Settings, store: Store, *, dry_run: bool = False) -> Retenti
         + prune_spool_temp_files(settings.home, dry_run=dry_run),
         "lock_files_removed": prune_lock_files(settings.home, dry_run=dry_run),
         "agent_transcripts_removed": prune_transcripts(
-            settings.home, store.active_agent_sessions(), dry_run=dry_run),
+            settings.home, store.resumable_agent_sessions(), dry_run=dry_run),
     }
 
 

@@ -228,7 +228,8 @@ def test_llm_down_gives_fallback_then_reprocess_replaces_it(
     assert fallback["request"] == "rename the config loader"
     assert "echo step 1" in fallback["completed"] and "echo step 2" in fallback["completed"]
     # The summary says why the agent gave none.
-    assert fallback["notes"].startswith("Built from raw events; the memory agent failed: ")
+    assert fallback["notes"].startswith(
+        "Fallback summary built from raw events; the memory agent was unavailable: ")
     # The events are kept (parked after their attempts, or still pending).
     statuses = [e["status"] for e in conn.execute("SELECT status FROM events")]
     assert len(statuses) == 2 and "processed" not in statuses and "failed" in statuses
@@ -243,8 +244,8 @@ def test_llm_down_gives_fallback_then_reprocess_replaces_it(
                           timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 fallback" in done.stdout
-    assert "left with a fallback summary: Built from raw events; the memory agent failed: " \
-        in done.stdout, done.stdout
+    assert "left with a fallback summary: Fallback summary built from raw events; the memory " \
+        "agent was unavailable: " in done.stdout, done.stdout
     wait_for(lambda: s.row()["worker_pid"] is None, timeout=30,
              message="the reprocessing worker to exit")
 

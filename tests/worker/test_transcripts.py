@@ -85,7 +85,12 @@ def test_orphaned_transcripts_are_swept_but_live_ones_kept(memoir_home: Path) ->
     (directory / orphan.stem).mkdir()  # its subagent folder goes too
     with Store.open(memoir_home) as store:
         s = store.upsert_session(SID, "/p", "/p")
-        store.set_agent_session(s.id, live.stem)  # an active session may resume it
+        store.set_agent_session(s.id, live.stem)  # a live session may resume it
+        ended = store.upsert_session("ended-session", "/p", "/p")
+        store.set_agent_session(ended.id, orphan.stem)
+        store.request_end(ended.id, "clear")  # over: its transcript has no use left
+    with Store.open(memoir_home) as store:
+        assert store.resumable_agent_sessions() == [live.stem]
     assert prune_transcripts(memoir_home, [live.stem]) == [orphan.stem]
     assert not orphan.exists() and not (directory / orphan.stem).exists()
     assert live.exists() and fresh.exists()  # fresh: a conversation just starting

@@ -8,11 +8,12 @@ up among the user's session lists. A transcript is needed only while its
 conversation may be resumed (``sessions.agent_session_id``), so it is removed:
 
 * when the conversation is replaced (a rollover, a rejected resume);
-* when the worker finishes its session (the conversation is forgotten too;
-  a later worker starts a fresh one with a recap of the session);
-* by the retention sweep, for one no active session refers to and untouched
-  for :data:`ORPHAN_AGE` (a worker killed before it finished, ``memoir doctor
-  --live``).
+* when the worker finishes a session Claude Code ended (SessionEnd, or its
+  process gone); the conversation is forgotten too, and a later worker of the
+  session starts a fresh one with a recap;
+* by the retention sweep, for one no session may resume any more (ended, or
+  idle for a day) and untouched for :data:`ORPHAN_AGE` (a worker killed
+  before it finished, an idle session never resumed, ``memoir doctor --live``).
 
 Standard library only: computing the path needs no SDK import.
 """

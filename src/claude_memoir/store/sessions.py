@@ -176,11 +176,17 @@ class SessionQueries(Connected):
             " ORDER BY claude_session_id LIMIT ?", (len(prefix), prefix, limit)).fetchall()
         return [str(r[0]) for r in rows]
 
-    def active_agent_sessions(self) -> list[str]:
-        """The agent conversation ids that active sessions may still resume."""
+    def resumable_agent_sessions(self, within_days: float = 1.0) -> list[str]:
+        """Agent conversation ids a worker may still resume.
+
+        Those of sessions not ended by Claude Code (no SessionEnd) and active
+        within ``within_days``: a session that only went idle may come back.
+        """
         rows = self.conn.execute(
-            "SELECT agent_session_id FROM sessions WHERE status = 'active'"
-            " AND agent_session_id IS NOT NULL").fetchall()
+            "SELECT agent_session_id FROM sessions WHERE agent_session_id IS NOT NULL"
+            " AND end_requested_at IS NULL"
+            " AND updated_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+            (f"-{float(within_days)} days",)).fetchall()
         return [str(r[0]) for r in rows]
 
     def sessions_with_workers(self) -> list[SessionRow]:

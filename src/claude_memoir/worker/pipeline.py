@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from .. import launch, spool
-from ..agent.digest import fallback_summary
+from ..agent.digest import UNAVAILABLE, fallback_summary
 from ..agent.models import Observation
 from ..agent.prompts import EventView, observation_prompt, summary_prompt
 from ..config import Settings
@@ -170,7 +170,7 @@ class Pipeline:
                             self.session_id)
                 failure = failure or "its reply held no <summary> block"
         if summary is None and note is None and failure:
-            note = f"Built from raw events; the memory agent failed: {failure}"
+            note = f"{UNAVAILABLE.rstrip('.')}: {failure}"
         if summary is not None:
             agent_summary = summary
             await self.db.call(lambda store: store.save_summary(
