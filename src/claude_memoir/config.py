@@ -40,9 +40,21 @@ class Settings(Record):
     max_field_chars: int = 4000
     # Tools never observed: bookkeeping with nothing worth remembering.
     skip_tools: tuple[str, ...] = ("TodoWrite",)
-    # Most events recorded per session (0: no cap); past it the session's
-    # cost stops growing.
+    # Most tool events a session keeps with their bodies (0: no cap). Past it
+    # every new event is still recorded and the oldest make room: a processed
+    # one loses its bodies (its observations stay), else the oldest still
+    # waiting is dropped. The newest work is never the part that is lost.
     max_events: int = 1000
+    # Days a processed tool event keeps its raw input and output; after that
+    # only its row (tool, time, status) stays. Observations and summaries are
+    # kept. 0: keep forever.
+    keep_events_days: int = 30
+    # Days rejected spool files (spool/*.bad) and damaged databases moved
+    # aside (memoir.db.corrupt-*) are kept for inspection. 0: keep forever.
+    keep_rejected_days: int = 30
+    # Bytes memoir.log may reach before it is rotated to memoir.log.1 (one
+    # generation kept, so the logs take at most twice this). 0: never rotate.
+    log_max_bytes: int = 10_000_000
     # Characters of one tool input or response kept in the store (head and
     # tail); bounds the database and the redaction time of a 20 MB Read.
     max_stored_chars: int = 100_000
@@ -71,6 +83,9 @@ _ENV = {
     "MEMOIR_MAX_FIELD_CHARS": "max_field_chars",
     "MEMOIR_SKIP_TOOLS": "skip_tools",
     "MEMOIR_MAX_EVENTS": "max_events",
+    "MEMOIR_KEEP_EVENTS_DAYS": "keep_events_days",
+    "MEMOIR_KEEP_REJECTED_DAYS": "keep_rejected_days",
+    "MEMOIR_LOG_MAX_BYTES": "log_max_bytes",
     "MEMOIR_MAX_STORED_CHARS": "max_stored_chars",
     "MEMOIR_REDACT": "redact",
     "MEMOIR_EXCLUDE": "exclude",

@@ -11,6 +11,12 @@ modules it runs log through :func:`get_logger`, whose records go straight to
 the file (one ``os.write`` per line, O_APPEND) until someone configures
 ``logging``, and to ``logging`` after that (or when nothing was configured, so
 tests' log capture sees them).
+
+The file rotates by size (``log_max_bytes``, MEMOIR_LOG_MAX_BYTES): past it,
+the process about to write renames it to ``memoir.log.1`` (replacing the
+previous generation) and starts a fresh one, so the logs hold at most twice
+the limit. Hooks check once, when they open the file; long-lived processes
+before each record, and reopen the file when another process rotated it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from __future__ import annotations
 import os
 import sys
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+    from typing import Any
 
 _FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
@@ -36,17 +47,58 @@ def _open_log(home: str | os.PathLike[str]) -> tuple[str, int]:
     return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
+DEFAULT_MAX_BYTES = 10_000_000
+
+
+def rotate_if_full(path: str, fd: int, max_bytes: int) -> bool:
+    """Rotate ``path`` to ``path.1`` if the file open as ``fd`` reached ``max_bytes``.
+
+    Returns True when ``fd`` no longer names the current log (rotated now, or
+    by another process before): the caller reopens. Several processes may
+    find the file full at once; an exclusive flock on it and a check that
+    ``path`` still is that file make exactly one of them rename it, so a
+    fresh log is never renamed over the full one.
+    """
+    if max_bytes <= 0:
+        return False
+    try:
+        info = os.fstat(fd)
+        if info.st_size < max_bytes:
+            return False
+        import fcntl  # only once the log is full
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                return True
+            if (current.st_ino, current.st_dev) != (info.st_ino, info.st_dev):
+                return True  # another process rotated it first
+            os.replace(path, path + ".1")
+            return True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        return False  # a full or read-only disk: keep appending where we can
+
+
 class _HookSink:
     """Appends formatted lines to the log file without the ``logging`` package."""
 
-    def __init__(self, home: str, threshold: int) -> None:
+    def __init__(self, home: str, threshold: int, max_bytes: int) -> None:
         self.home = home
         self.threshold = threshold
+        self.max_bytes = max_bytes
         self.fd: int | None = None
 
     def _open(self) -> int:
         try:
-            return _open_log(self.home)[1]
+            path, fd = _open_log(self.home)
+            if rotate_if_full(path, fd, self.max_bytes):
+                os.close(fd)
+                path, fd = _open_log(self.home)
+            return fd
         except Exception:  # noqa: BLE001 - a read-only or full disk must not break a hook
             return 2  # stderr: Claude Code shows it in debug mode
 
@@ -119,17 +171,42 @@ def get_logger(name: str) -> Logger:
     return Logger(name)
 
 
-def setup_hook_logging(home: str, level: str = "INFO") -> None:
+def setup_hook_logging(home: str, level: str = "INFO",
+                       max_bytes: int = DEFAULT_MAX_BYTES) -> None:
     """A hook process's set-up: records go to the log file without ``logging``.
 
     The file is opened on the first record at or above ``level``, so a hook
-    that has nothing to say never touches it.
+    that has nothing to say never touches it; a full one is rotated then.
     """
     global _sink
-    _sink = _HookSink(home, _LEVELS.get(level.upper(), 20))
+    _sink = _HookSink(home, _LEVELS.get(level.upper(), 20), max_bytes)
 
 
-def setup_logging(home: str | os.PathLike[str], level: str = "INFO") -> None:
+def _rotating_handler(home: str | os.PathLike[str], path: str,
+                      max_bytes: int) -> logging.Handler:
+    """A handler for long-lived processes: rotates the shared file by size, follows others'."""
+    import logging.handlers
+
+    class Handler(logging.handlers.WatchedFileHandler):
+        # WatchedFileHandler reopens the file when its inode changed (another
+        # process rotated it); this one also rotates it when it is full.
+        def emit(self, record: logging.LogRecord) -> None:
+            if self.stream is not None and rotate_if_full(path, self.stream.fileno(),
+                                                          max_bytes):
+                self.stream.close()
+                self.stream = self._open()
+                self._statstream()
+            super().emit(record)
+
+        def _open(self) -> Any:
+            # Private however loose the umask (logging's open() honours it).
+            return os.fdopen(_open_log(home)[1], "a", encoding="utf-8")
+
+    return Handler(path, encoding="utf-8")
+
+
+def setup_logging(home: str | os.PathLike[str], level: str = "INFO",
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
     """Send this process's log records to the shared log file (worker, CLI).
 
     Never raises: a read-only or full disk must not break a process, so on
@@ -145,8 +222,8 @@ def setup_logging(home: str | os.PathLike[str], level: str = "INFO") -> None:
     sink: logging.Handler
     try:
         path, fd = _open_log(home)
-        os.close(fd)  # created private; FileHandler reopens it by name
-        sink = logging.FileHandler(path, encoding="utf-8")
+        os.close(fd)  # created private; the handler reopens it by name
+        sink = _rotating_handler(home, path, max_bytes)
     except Exception:  # noqa: BLE001 - see the docstring
         sink = logging.StreamHandler(sys.stderr)
     sink.setFormatter(logging.Formatter(_FORMAT))

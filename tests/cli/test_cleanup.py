@@ -34,9 +34,12 @@ LIVE = "c1ea0000-0000-4000-8000-0000000000e5"  # a real, responsive worker
 INTRUDER = "c1ea0000-0000-4000-8000-0000000000f6"  # pid file naming a non-worker
 
 REPORT_KEYS = {"dry_run", "max_age_seconds", "sessions_failed", "workers_ended",
-               "agents_ended", "sockets_removed", "pid_files_removed", "live_workers"}
+               "agents_ended", "sockets_removed", "pid_files_removed", "live_workers",
+               "event_bodies_pruned", "rejected_removed", "lock_files_removed",
+               "agent_transcripts_removed"}
 NOTHING = {"sessions_failed": [], "workers_ended": [], "agents_ended": [],
-           "sockets_removed": [], "pid_files_removed": []}
+           "sockets_removed": [], "pid_files_removed": [], "lock_files_removed": [],
+           "rejected_removed": []}
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -253,6 +256,10 @@ def test_cleanup_dry_run_then_real_run_then_nothing_left(
         "pid_files_removed": sorted([str(junk_pid), str(Path(pid_path(home, INTRUDER))),
                                      str(Path(pid_path(home, HUNG)))]),
         "live_workers": [live.pid],
+        "rejected_removed": [],
+        "agent_transcripts_removed": [],
+        # Both workers hold their locks during the dry run: nothing to remove.
+        "lock_files_removed": [],
     }
 
     def normalized(report: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +284,8 @@ def test_cleanup_dry_run_then_real_run_then_nothing_left(
     report = cleanup_json("--max-age", "24h")
     assert report["dry_run"] is False
     assert report["max_age_seconds"] == 86400
+    # The hung worker was ended first, so nobody holds its lock file any more.
+    expected["lock_files_removed"] = [str(Path(lock_path(home, HUNG)))]
     assert normalized(report) == expected
 
     for sid in (STALE, HUNG):
@@ -295,10 +304,11 @@ def test_cleanup_dry_run_then_real_run_then_nothing_left(
     assert answers(home, LIVE)
 
     for gone in (stale_sock, junk_pid, Path(pid_path(home, INTRUDER)), Path(pid_path(home, HUNG)),
-                 Path(socket_path(home, HUNG))):
+                 Path(socket_path(home, HUNG)), Path(lock_path(home, HUNG))):
         assert not gone.exists(), gone
+    # The live worker's lock is held: never removed.
     for kept in (Path(pid_path(home, LIVE)), Path(socket_path(home, LIVE)),
-                 Path(lock_path(home, LIVE)), Path(lock_path(home, HUNG))):
+                 Path(lock_path(home, LIVE))):
         assert kept.exists(), kept
 
     # -- again: nothing more to do (the dead were reaped, as init would).

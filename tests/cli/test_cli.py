@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import threading
@@ -127,6 +129,9 @@ def test_no_subcommand_exits_2() -> None:
 
 # -- sessions ------------------------------------------------------------------------
 
+COUNTS = ("prompt_count", "event_count", "pending_event_count", "observation_count",
+          "summary_count")
+
 
 def test_sessions_on_empty_home(memoir_home: Path) -> None:
     r = memoir("sessions")
@@ -143,18 +148,17 @@ def test_sessions_json_counts(history: dict[str, Any], project: Path) -> None:
     rows = json.loads(r.stdout)
     assert [row["session_id"] for row in rows] == [SID_B, SID_A]  # newest first
     b, a = rows
-    assert {k: a[k] for k in ("project", "status", "end_reason", "prompts", "events_total",
-                              "events_pending", "observations", "summaries")} == {
-        "project": os.path.realpath(project), "status": "completed", "end_reason": "clear",
-        "prompts": 2, "events_total": 3, "events_pending": 1, "observations": 3,
-        "summaries": 2,
-    }
+    assert {k: a[k] for k in ("project", "status", "end_reason")} == {
+        "project": os.path.realpath(project), "status": "completed", "end_reason": "clear"}
+    assert {k: a[k] for k in COUNTS} == {
+        "prompt_count": 2, "event_count": 3, "pending_event_count": 1, "observation_count": 3,
+        "summary_count": 2}
     assert a["ended_at"] and a["started_at"]
-    assert {k: b[k] for k in ("project", "status", "prompts", "events_total",
-                              "events_pending", "observations", "summaries")} == {
-        "project": os.path.realpath(history["other"]), "status": "active", "prompts": 1,
-        "events_total": 0, "events_pending": 0, "observations": 0, "summaries": 0,
-    }
+    assert {k: b[k] for k in ("project", "status")} == {
+        "project": os.path.realpath(history["other"]), "status": "active"}
+    assert {k: b[k] for k in COUNTS} == {
+        "prompt_count": 1, "event_count": 0, "pending_event_count": 0, "observation_count": 0,
+        "summary_count": 0}
     assert b["ended_at"] is None and b["worker_pid"] is None
 
 
@@ -182,7 +186,7 @@ def test_show_text(history: dict[str, Any], project: Path) -> None:
     lines = out.splitlines()
     assert lines[0].split() == ["session_id:", SID_A]
     assert "status:           completed" in lines
-    assert "events_pending:   1" in lines
+    assert "pending_event_count: 1" in lines
     for text in ("request: Fix the SHOWMARK login bug", "investigated: auth.py token checks",
                  "learned: expiry used local time", "completed: compare in UTC",
                  "next_steps: add a regression test", "request: Add a regression test",
@@ -205,7 +209,8 @@ def test_show_json(history: dict[str, Any], project: Path) -> None:
     assert data["session_id"] == SID_A
     assert data["project"] == os.path.realpath(project)
     assert data["status"] == "completed"
-    assert (data["prompts"], data["events_total"], data["events_pending"]) == (2, 3, 1)
+    assert (data["prompt_count"], data["event_count"], data["pending_event_count"]) == (2, 3, 1)
+    assert (data["summary_count"], data["observation_count"]) == (2, 3)
 
     summaries = data["summaries"]
     assert [s["prompt_number"] for s in summaries] == [1, 2]
@@ -262,6 +267,102 @@ def test_show_invalid_id(bad: str, memoir_home: Path, tmp_path: Path,
     with db(memoir_home) as conn:
         ids = {row[0] for row in conn.execute("SELECT claude_session_id FROM sessions")}
     assert ids == {SID_A, SID_B}
+
+
+def test_show_accepts_the_prefix_the_context_prints(history: dict[str, Any],
+                                                    project: Path) -> None:
+    context = memoir("context", "--cwd", str(project)).stdout
+    assert f"session {SID_A[:8]}," in context
+    r = memoir("show", SID_A[:8], "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["session_id"] == SID_A
+    assert memoir("show", SID_A[:8]).stdout.splitlines()[0].split() == ["session_id:", SID_A]
+
+
+def test_show_ambiguous_prefix_is_a_clear_error(history: dict[str, Any], store: Store,
+                                               project: Path) -> None:
+    twin = SID_A[:8] + "-ffff-4fff-8fff-ffffffffffff"
+    new_session(store, twin, project)
+    r = memoir("show", SID_A[:8])
+    assert r.returncode == 2 and r.stdout == ""
+    assert "ambiguous" in r.stderr and SID_A in r.stderr and twin in r.stderr
+    assert "Traceback" not in r.stderr
+    # A longer prefix settles it.
+    r = memoir("show", SID_A[:10], "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["session_id"] == SID_A
+
+
+def test_sessions_limit_and_cwd(history: dict[str, Any], project: Path) -> None:
+    r = memoir("sessions", "--json", "--limit", "1")
+    assert [row["session_id"] for row in json.loads(r.stdout)] == [SID_B]  # the newest
+    r = memoir("sessions", "--json", "--cwd", str(project))
+    assert [row["session_id"] for row in json.loads(r.stdout)] == [SID_A]
+    r = memoir("sessions", "--cwd", str(history["other"]))
+    assert r.returncode == 0 and SID_B in r.stdout and SID_A not in r.stdout
+    r = memoir("sessions", "--cwd", str(project / "nowhere"))
+    assert r.returncode == 0 and "no sessions recorded for" in r.stdout
+    for bad in ("0", "-3", "x"):
+        r = memoir("sessions", "--limit", bad)
+        assert r.returncode == 2 and "positive integer" in r.stderr
+
+
+def test_json_never_uses_one_key_for_a_count_and_a_list(history: dict[str, Any]) -> None:
+    listed = json.loads(memoir("sessions", "--json").stdout)
+    shown = json.loads(memoir("show", SID_A, "--json").stdout)
+
+    def kinds(value: Any, prefix: str = "") -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        if isinstance(value, dict):
+            for key, v in value.items():
+                found.setdefault(key, set()).add(type(v).__name__)
+                for k, t in kinds(v).items():
+                    found.setdefault(k, set()).update(t)
+        elif isinstance(value, list):
+            for v in value:
+                for k, t in kinds(v).items():
+                    found.setdefault(k, set()).update(t)
+        return found
+
+    merged: dict[str, set[str]] = {}
+    for doc in (listed, shown):
+        for key, types in kinds(doc).items():
+            merged.setdefault(key, set()).update(types)
+    mixed = {k: t for k, t in merged.items() if "list" in t and "int" in t}
+    assert mixed == {}, mixed
+
+
+def test_piping_into_head_prints_no_traceback(store: Store, project: Path) -> None:
+    """`memoir sessions | head -1`: the reader leaves early; no BrokenPipeError shown."""
+    for n in range(800):  # well over a pipe's 64 KiB buffer
+        new_session(store, f"{n:08d}-0000-4000-8000-000000000000", project)
+    for _ in range(3):
+        proc = subprocess.Popen([*memoir_command(), "sessions"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith("SESSION")
+        proc.stdout.close()  # what `head -1` does after its line
+        err = proc.stderr.read()
+        proc.wait(timeout=30)
+        assert "Traceback" not in err and "BrokenPipeError" not in err, err
+        assert proc.returncode == 128 + signal.SIGPIPE, (proc.returncode, err)
+    done = subprocess.run(["bash", "-c", f"{memoir_command()[0]} sessions | head -1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("SESSION") and done.stderr == ""
+
+
+def test_every_subcommand_has_a_one_line_description() -> None:
+    from claude_memoir.cli.main import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    assert set(helps) == set(sub.choices)
+    for name, text in helps.items():
+        assert text and "\n" not in text and len(text) < 80, (name, text)
+        assert sub.choices[name].description == text, name
+    listing = " ".join(memoir("--help").stdout.split())  # argparse wraps long lines
+    for name, text in helps.items():
+        assert f"{name} {text}" in listing, name
 
 
 # -- context -----------------------------------------------------------------------------
@@ -321,10 +422,30 @@ def test_context_on_empty_home_prints_nothing(tmp_path: Path) -> None:
 def test_status_without_workers(history: dict[str, Any]) -> None:
     r = memoir("status")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "no live workers"
+    assert r.stdout.splitlines()[-1] == "no live workers"
     r = memoir("status", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == []
+    assert json.loads(r.stdout)["workers"] == []
+
+
+def test_status_shows_database_log_and_spool_sizes(history: dict[str, Any], store: Store,
+                                                   memoir_home: Path) -> None:
+    from claude_memoir import spool
+
+    spool.write(memoir_home, "stop", {"session_id": SID_A, "pad": "x" * 5000})
+    log = memoir_home / "logs" / "memoir.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text("y" * 30_000)
+    r = memoir("status", "--json")
+    assert r.returncode == 0, r.stderr
+    disk = json.loads(r.stdout)["storage"]
+    db_bytes = (memoir_home / "memoir.db").stat().st_size
+    assert disk["database_bytes"] >= db_bytes > 0
+    assert disk["log_bytes"] >= 30_000
+    assert disk["spool_files"] == 1 and disk["spool_bytes"] > 5000
+    r = memoir("status")
+    (line,) = [x for x in r.stdout.splitlines() if x.startswith("storage: ")]
+    assert "database " in line and "logs 3" in line and "spool 1 file(s) 5." in line, line
 
 
 def test_status_worker_without_socket(history: dict[str, Any], store: Store,
@@ -333,7 +454,7 @@ def test_status_worker_without_socket(history: dict[str, Any], store: Store,
     assert not Path(socket_path(memoir_home, SID_A)).exists()
     r = memoir("status", "--json")
     assert r.returncode == 0, r.stderr
-    rows = json.loads(r.stdout)
+    rows = json.loads(r.stdout)["workers"]
     assert len(rows) == 1
     row = rows[0]
     assert row["session_id"] == SID_A
@@ -360,7 +481,7 @@ def test_status_stale_socket_is_unresponsive(history: dict[str, Any], store: Sto
     try:
         r = memoir("status", "--json")
         assert r.returncode == 0, r.stderr
-        [row] = json.loads(r.stdout)
+        [row] = json.loads(r.stdout)["workers"]
         assert row["responsive"] is False and row["error"]
     finally:
         path.unlink(missing_ok=True)
@@ -402,7 +523,7 @@ def test_status_live_worker_is_responsive(history: dict[str, Any], store: Store,
     try:
         r = memoir("status", "--json")
         assert r.returncode == 0, r.stderr
-        [row] = json.loads(r.stdout)
+        [row] = json.loads(r.stdout)["workers"]
         assert row["responsive"] is True
         assert row["session_id"] == SID_A and row["pending"] == 2 and row["agent"] == "ready"
         r = memoir("status")

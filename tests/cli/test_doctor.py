@@ -517,6 +517,21 @@ def test_spooled_payload_warns(project: Path, memoir_home: Path) -> None:
     assert of(findings, "permissions", "fail") == []
 
 
+def test_rejected_spool_files_are_reported(project: Path, memoir_home: Path) -> None:
+    healthy(project)
+    directory = Path(spool.spool_dir(memoir_home))
+    directory.mkdir(mode=0o700, exist_ok=True)
+    bad = directory / "00000000000000000001-1.bad"
+    bad.write_text("{not json")
+    bad.chmod(0o600)
+    rc, findings = doctor_json(cwd=project)
+    warns = of(findings, "runtime", "warn")
+    assert len(warns) == 1, findings
+    assert "could not be replayed" in warns[0]["detail"] and bad.name in warns[0]["detail"]
+    assert "MEMOIR_KEEP_REJECTED_DAYS" in warns[0]["fix"]
+    assert rc == 0
+
+
 # -- agent -------------------------------------------------------------------------
 
 

@@ -284,16 +284,20 @@ def test_identical_consecutive_events_are_stored_once(run_hook: HookRunner,
     assert names == ["Read", "Bash", "Read"]
 
 
-def test_events_past_the_session_cap_are_not_recorded(run_hook: HookRunner,
-                                                      memoir_home: Path) -> None:
+def test_the_session_cap_keeps_the_newest_events(run_hook: HookRunner,
+                                                 memoir_home: Path) -> None:
+    """Past MEMOIR_MAX_EVENTS the oldest make room: the newest work is never lost."""
     _fresh_session(run_hook, memoir_home)
-    for i in range(4):
+    for i in range(5):
         data = dict(payload("post_tool_use_bash"), tool_use_id=f"toolu_c{i}",
                     tool_input={"command": f"echo {i}"})
         _out(run_hook("post-tool-use", data, env={"MEMOIR_MAX_EVENTS": "2"}))
-    kill_workers(memoir_home)
-    assert db(memoir_home).execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
-    assert "(cap 2); event not queued" in (memoir_home / "logs" / "memoir.log").read_text()
+        kill_workers(memoir_home)  # no agent: every event still waits
+    rows = db(memoir_home).execute("SELECT tool_use_id, tool_input FROM events ORDER BY id")
+    assert [(r[0], json.loads(r[1])["command"]) for r in rows] == [
+        ("toolu_c3", "echo 3"), ("toolu_c4", "echo 4")]
+    assert "the oldest waiting one(s) dropped" in \
+        (memoir_home / "logs" / "memoir.log").read_text()
 
 
 # -- damaged and locked databases ---------------------------------------------------
@@ -335,6 +339,78 @@ def test_locked_database_spools_within_bound_then_worker_replays(
     wait_for(lambda: conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1,
              timeout=20, message="the spooled event to be replayed")
     assert not list((memoir_home / "spool").glob("*.json"))
+
+
+SECRET = "sk-ant-api03-" + "Q" * 40
+
+
+def test_spooled_payload_is_bounded_and_redacted_before_it_is_written(
+        run_hook: HookRunner, memoir_home: Path) -> None:
+    """A busy database must not leave a secret or 5 MB of a Read in a plain file."""
+    import sqlite3
+
+    _fresh_session(run_hook, memoir_home)
+    data = dict(payload("post_tool_use_bash"),
+                tool_input={"command": f"curl -H 'x-api-key: {SECRET}' https://x"},
+                tool_response={"stdout": "y" * 5_000_000 + "\nkey: " + SECRET, "stderr": ""},
+                error=f"failed with {SECRET}")
+    env = {"MEMOIR_MAX_STORED_CHARS": "20000"}
+    blocker = sqlite3.connect(memoir_home / "memoir.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert _out(run_hook("post-tool-use", data, env=env)) == {}
+        (spooled,) = (memoir_home / "spool").glob("*.json")
+        raw = spooled.read_text()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert SECRET not in raw and "sk-ant-api03" not in raw
+    assert "[REDACTED:" in raw
+    assert len(raw) < 50_000, len(raw)
+    item = json.loads(raw)
+    assert item["payload"]["tool_use_id"] == data["tool_use_id"]
+    assert "transcript_path" not in item["payload"]  # only what the recorders read
+    assert item["spooled_at"].endswith("Z") and item["project_dir"]
+    # Replayed, it lands as a live hook would have stored it.
+    conn = db(memoir_home)
+    wait_for(lambda: conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1,
+             timeout=20, message="the spooled event to be replayed")
+    stored = conn.execute("SELECT tool_input || tool_response || error FROM events").fetchone()[0]
+    assert SECRET not in stored and len(stored) < 50_000
+
+
+def test_a_hook_records_behind_waiting_spooled_payloads(memoir_home: Path) -> None:
+    """A prompt still in the spool is stored before the tool events that follow it."""
+    import fcntl
+
+    from claude_memoir import spool
+    from claude_memoir.config import load_settings
+    from claude_memoir.hooks.record import SPOOLED, recorded
+
+    settings = load_settings()
+    first = payload("user_prompt_submit")
+    sid = first["session_id"]
+    assert recorded("user-prompt-submit", first, settings) == 1
+    # Prompt 2 was spooled (the database was busy then) and is not replayed yet.
+    spool.write(memoir_home, "user-prompt-submit", dict(first, prompt="second prompt"))
+    event = dict(payload("post_tool_use_bash"), session_id=sid)
+    fd = os.open(memoir_home / "spool" / spool.LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a worker is replaying it right now
+    try:
+        assert recorded("post-tool-use", event, settings) is SPOOLED
+    finally:
+        os.close(fd)
+    # The next hook finds the database free and the lock free: it replays the
+    # spool first (prompt 2, then the event), then records its own event.
+    later = dict(event, tool_use_id="toolu_later", tool_input={"command": "ls"})
+    assert recorded("post-tool-use", later, settings) is True
+    conn = db(memoir_home)
+    assert [tuple(r) for r in conn.execute(
+        "SELECT tool_use_id, prompt_number FROM events ORDER BY id")] == [
+        (event["tool_use_id"], 2), ("toolu_later", 2)]
+    assert [r[0] for r in conn.execute("SELECT text FROM prompts ORDER BY prompt_number")] \
+        == [first["prompt"], "second prompt"]
+    assert spool.pending(memoir_home) == []
 
 
 # -- privacy -----------------------------------------------------------------------

@@ -309,7 +309,7 @@ def integrity_ok(store: Store) -> None:
 
 def test_migration_0004_rekeys_projects_and_is_quick(memoir_home: Path, old_repo: Path) -> None:
     with Store.open(memoir_home) as store:
-        assert store.migrations()[-1] == "0004_recall"
+        assert "0004_recall" in store.migrations()
         projects = dict(store.conn.execute("SELECT claude_session_id, project FROM sessions"))
         assert projects == {"s1": str(old_repo), "s2": "/gone/away"}
         # Older rows wait for the backfill (a hook may run the migration): not searchable yet.

@@ -229,6 +229,9 @@ def test_llm_down_gives_fallback_then_reprocess_replaces_it(
     assert fallback["kind"] == "fallback"
     assert fallback["request"] == "rename the config loader"
     assert "echo step 1" in fallback["completed"] and "echo step 2" in fallback["completed"]
+    # The summary says why the agent gave none.
+    assert fallback["notes"].startswith(
+        "Fallback summary built from raw events; the memory agent was unavailable: ")
     # The events are kept (parked after their attempts, or still pending).
     statuses = [e["status"] for e in conn.execute("SELECT status FROM events")]
     assert len(statuses) == 2 and "processed" not in statuses and "failed" in statuses
@@ -236,6 +239,17 @@ def test_llm_down_gives_fallback_then_reprocess_replaces_it(
     context = subprocess.run([*memoir_command(), "context", "--cwd", payload("stop")["cwd"]],
                              capture_output=True, text=True, timeout=30)
     assert "rename the config loader" in context.stdout and "fallback" in context.stdout
+
+    # Reprocessing while the LLM is still down fails, and says why.
+    done = subprocess.run([*memoir_command(), "reprocess", SID[:8], "--wait", "90"],
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 fallback" in done.stdout
+    assert "left with a fallback summary: Fallback summary built from raw events; the memory " \
+        "agent was unavailable: " in done.stdout, done.stdout
+    wait_for(lambda: s.row()["worker_pid"] is None, timeout=30,
+             message="the reprocessing worker to exit")
 
     # The LLM is back: reprocess observes the parked events and replaces the summary.
     mock_api.fail_agent = None

@@ -258,7 +258,7 @@ def check_database(home: Path, fix: bool = False) -> list[Finding]:
                                 f"{len(aside)} damaged database(s) were moved aside earlier: "
                                 + ", ".join(p.name for p in aside[:5]),
                                 "their content can be salvaged with `sqlite3 FILE .recover`; "
-                                "delete them when no longer needed"))
+                                "they are deleted after MEMOIR_KEEP_REJECTED_DAYS"))
     if not path.exists():
         return findings + [Finding("database", "ok", f"{path} does not exist yet")]
     # Read-only, straight through sqlite3: without --fix the doctor must change
@@ -333,6 +333,13 @@ def check_runtime(home: Path) -> list[Finding]:
                                 "the database was locked, not yet replayed",
                                 "they are replayed by the next worker; if this persists, find "
                                 f"what holds {db_path(home)} open (`fuser` or `lsof`)"))
+    rejected = spool.rejected(home)
+    if rejected:
+        findings.append(Finding("runtime", "warn", f"{len(rejected)} spooled payload(s) could "
+                                "not be replayed and were set aside: "
+                                + ", ".join(p.name for p in rejected[:5]),
+                                "see logs/memoir.log for why; they are deleted after "
+                                "MEMOIR_KEEP_REJECTED_DAYS (`memoir cleanup-sessions` applies it)"))
     orphans = procs.orphaned_agents(home)
     if orphans:
         findings.append(Finding("runtime", "warn", f"{len(orphans)} agent process(es) without "

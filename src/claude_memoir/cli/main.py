@@ -3,9 +3,9 @@
     memoir install [--scope user|project]   wire the hooks into Claude Code
     memoir uninstall [--scope user|project] take them out again
     memoir context [--cwd DIR]              print what SessionStart would inject
-    memoir sessions [--json]                list recorded sessions with counts
-    memoir show SESSION [--json]            one session with its summaries
-    memoir status [--json]                  live workers
+    memoir sessions [--limit N] [--cwd DIR] [--json]  recorded sessions with counts
+    memoir show SESSION [--json]            one session (id or unique prefix) with its summaries
+    memoir status [--json]                  disk usage and live workers
     memoir search QUERY [--cwd DIR | --all] [--type T] [--file PATH] [--since DATE]
                   [--limit N] [--json]      ranked search of the project's memory
     memoir mcp                              the MCP server (stdio) Claude Code starts
@@ -19,6 +19,8 @@ Exit codes: 0 success, 1 failure, 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -48,9 +50,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..log import setup_logging
 
     settings = load_settings()
-    setup_logging(settings.home, settings.log_level)
+    setup_logging(settings.home, settings.log_level, settings.log_max_bytes)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # `memoir sessions | head -1`: the reader is gone, which is no error of
+        # ours. Point stdout at /dev/null so the interpreter's final flush does
+        # not print a traceback either, and exit as a program killed by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
     except MemoirError as e:
         print(f"memoir: {e}", file=sys.stderr)
         log.error("%s failed (%s): %s", args.command, e.reason, e)

@@ -13,16 +13,16 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     """Give a session's parked events and fallback summaries another try with the agent."""
     from .. import launch
     from ..config import load_settings
-    from ..paths import validate_session_id
     from ..store import Store
+    from .browse import resolve_session
 
-    session_id = validate_session_id(args.session)
     home = load_settings().home
     with Store.open(home) as store:
-        session = store.get_session(session_id)
+        session = resolve_session(store, args.session)
         if session is None:
-            print(f"memoir: no session {session_id}", file=sys.stderr)
+            print(f"memoir: no session {args.session}", file=sys.stderr)
             return 1
+        session_id = session.claude_session_id
         # An ended session's worker exits when done; a live one keeps serving.
         unparked = store.request_reprocess(session.id, end=session.status != "active")
     outcome = launch.notify(home, session_id, {"type": "wake"})
@@ -37,7 +37,8 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
             done = row is not None and row.reprocess_requested_at is None
             if done:
                 assert row is not None
-                kinds = [s.kind for s in store.summaries_for_session(row.id)]
+                summaries = store.summaries_for_session(row.id)
+                kinds = [s.kind for s in summaries]
                 pending = store.count_pending(row.id)
                 break
         time.sleep(0.2)
@@ -47,6 +48,11 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
         return 1
     print(f"done: {kinds.count('agent')} agent summary(ies), {kinds.count('fallback')} "
           f"fallback, {pending} event(s) pending")
+    # Why the agent failed is in each fallback summary's notes (the pipeline
+    # writes the agent's error there): say it, instead of a bare count.
+    reasons = list(dict.fromkeys(s.notes for s in summaries if s.kind == "fallback" and s.notes))
+    for reason in reasons[-3:]:
+        print(f"  prompt(s) left with a fallback summary: {reason}")
     return 0 if not kinds.count("fallback") else 1
 
 
@@ -67,9 +73,16 @@ def cmd_cleanup_sessions(args: argparse.Namespace) -> int:
                        ("agents_ended", "orphaned agent processes ended"),
                        ("sockets_removed", "stale sockets removed"),
                        ("pid_files_removed", "stale pid files removed"),
-                       ("live_workers", "live workers left alone")):
+                       ("live_workers", "live workers left alone"),
+                       ("lock_files_removed", "unused lock files removed"),
+                       ("agent_transcripts_removed", "memory agent transcripts removed"),
+                       ("rejected_removed", "old rejected spool files / damaged databases "
+                                            "removed")):
         items = report[key]  # type: ignore[literal-required]
         print(f"  {label}: {len(items)}" + (f" ({', '.join(map(str, items))})" if items else ""))
+    if not args.dry_run:
+        print(f"  event bodies emptied (processed over {load_settings().keep_events_days} days "
+              f"ago): {report['event_bodies_pruned']}")
     return 0
 
 
@@ -77,12 +90,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``reprocess`` and ``cleanup-sessions``."""
     text = "retry parked events and replace fallback summaries"
     p = sub.add_parser("reprocess", help=text, description=text)
-    p.add_argument("session", help="Claude Code session id")
+    p.add_argument("session", help="Claude Code session id, or a unique prefix of it")
     p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
                    help="wait this long for the result (0: return at once; default 120)")
     p.set_defaults(func=cmd_reprocess)
 
-    text = "fail stale sessions, end orphaned workers, remove stale sockets"
+    text = "fail stale sessions, end orphaned workers, apply retention"
     p = sub.add_parser("cleanup-sessions", help=text, description=text)
     p.add_argument("--max-age", default="24h", metavar="DURATION",
                    help="active sessions untouched this long are marked failed "

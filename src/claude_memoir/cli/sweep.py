@@ -11,8 +11,11 @@ machine that slept through its watchdogs, a kill -9 of everything):
 * an active session untouched for longer than ``max_age`` and with no live
   worker → marked failed (reason ``stale``).
 
-Lock files are left alone on purpose: unlinking one that a starting worker has
-just opened could let two workers run for one session.
+Then the retention rules (:func:`claude_memoir.retention.sweep`): event bodies
+past MEMOIR_KEEP_EVENTS_DAYS, rejected spool files and damaged databases past
+MEMOIR_KEEP_REJECTED_DAYS, and lock files nobody holds (removed under their
+flock; a starting worker re-checks the file it locked, so it never runs
+beside another one).
 
 The reaper a hook starts when a worker accepted its message but did not answer
 in time is :mod:`claude_memoir.worker.reaper`.
@@ -26,7 +29,8 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
-from .. import ipc
+from .. import ipc, retention
+from ..config import load_settings
 from ..errors import InvalidInput, IPCError
 from ..log import get_logger
 from ..paths import run_dir, socket_path
@@ -51,6 +55,10 @@ class CleanupReport(TypedDict):
     sockets_removed: list[str]
     pid_files_removed: list[str]
     live_workers: list[int]
+    event_bodies_pruned: int
+    rejected_removed: list[str]
+    lock_files_removed: list[str]
+    agent_transcripts_removed: list[str]
 
 
 def parse_duration(text: str) -> float:
@@ -95,7 +103,8 @@ def cleanup(home: str | os.PathLike[str], max_age: float, *,
     report: CleanupReport = {
         "dry_run": dry_run, "max_age_seconds": max_age, "sessions_failed": [],
         "workers_ended": [], "agents_ended": [], "sockets_removed": [],
-        "pid_files_removed": [], "live_workers": [],
+        "pid_files_removed": [], "live_workers": [], "event_bodies_pruned": 0,
+        "rejected_removed": [], "lock_files_removed": [], "agent_transcripts_removed": [],
     }
     live_sessions: set[str] = set()
     run = Path(run_dir(home))
@@ -149,6 +158,8 @@ def cleanup(home: str | os.PathLike[str], max_age: float, *,
                 store.set_status(s.id, "failed", "stale", only_if="active")
                 store.set_worker(s.id, None, None)
             report["sessions_failed"].append(s.claude_session_id)
+        kept = retention.sweep(load_settings(), store, dry_run=dry_run)
+    report.update(kept)  # type: ignore[typeddict-item]
     return report
 
 

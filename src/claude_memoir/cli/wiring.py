@@ -94,8 +94,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``install``, ``uninstall`` and ``doctor``."""
     for name, func, text in (
-        ("install", cmd_install, "merge claude-memoir's hooks into Claude Code's settings.json "
-         "and register its MCP server"),
+        ("install", cmd_install, "add claude-memoir's hooks and MCP server to Claude Code"),
         ("uninstall", cmd_uninstall, "remove claude-memoir's hooks and MCP server (only ours)"),
     ):
         p = sub.add_parser(name, help=text, description=text)

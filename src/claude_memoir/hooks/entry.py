@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = load_settings()
             from ..log import setup_hook_logging
 
-            setup_hook_logging(settings.home, settings.log_level)
+            setup_hook_logging(settings.home, settings.log_level, settings.log_max_bytes)
             output = run(event, read_stdin(), settings)
     except BaseException:  # noqa: BLE001 - a hook must exit 0 whatever happens
         output = {}

@@ -55,14 +55,20 @@ def excluded(payload: Payload, settings: Settings) -> bool:
                for glob in settings.exclude)
 
 
+# Room kept for truncate_middle's elision marker, so a bounded text, marker
+# included, is at most the limit: cleaning twice (a spooled payload is cleaned
+# before it is spooled and again when it is replayed) then cuts nothing more.
+_MARKER_ROOM = 64
+
+
 def _bounded(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters (head and tail kept), if longer.
+    """``text`` cut to at most ``limit`` characters (head and tail kept), if longer.
 
     Cut at whitespace: the text is redacted after the cut, and a token cut in
     two could hide a secret from the redaction rules.
     """
     if 0 < limit < len(text):
-        return truncate_middle(text, limit, whole_words=True)
+        return truncate_middle(text, max(limit - _MARKER_ROOM, 1), whole_words=True)
     return text
 
 
@@ -95,3 +101,39 @@ def clean_value(value: Any, settings: Settings) -> Any:
     return redact_value(value, settings.redact)
 
 
+
+
+# What the recorders read of a payload: all a spooled payload keeps.
+_TEXT_FIELDS = ("prompt", "last_assistant_message")
+_VALUE_FIELDS = ("tool_input", "tool_response")
+_SHORT_FIELDS = ("session_id", "cwd", "hook_event_name", "tool_name", "tool_use_id",
+                 "reason", "source")
+# An id, a name or a path longer than this is not one; bounded all the same.
+_SHORT_LIMIT = 4096
+
+
+def clean_payload(payload: Payload, settings: Settings) -> Payload:
+    """The payload as the store would keep it: the recorders' fields, bounded and redacted.
+
+    For the spool: a payload that waits in a file because the database was
+    busy must not hold what the store never would (a secret, 20 MB of a
+    Read). Cleaning is idempotent, so the replay's second pass changes nothing.
+    """
+    out: Payload = {}
+    for key in _SHORT_FIELDS:
+        value = payload.get(key)
+        if isinstance(value, str):
+            out[key] = value[:_SHORT_LIMIT]
+    for key in _TEXT_FIELDS:
+        value = payload.get(key)
+        if isinstance(value, str):
+            out[key] = clean_text(value, settings)
+    for key in _VALUE_FIELDS:
+        if key in payload:
+            out[key] = clean_value(payload[key], settings)
+    if "error" in payload:  # its presence alone marks a failed call
+        error = payload["error"]
+        if error is not None and not isinstance(error, str):
+            error = json.dumps(error, default=str)
+        out["error"] = clean_text(error, settings) if error else error
+    return out

@@ -7,7 +7,7 @@ transaction that stores the observations made from them, so a crash at any point
 neither loses an event nor duplicates an observation.
 
 :class:`Store` is the connection's lifecycle; its queries live in one module per
-area (``sessions``, ``prompts``, ``events``, ``memories``).
+area (``sessions``, ``prompts``, ``events``, ``memories``, ``retention``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .connection import BUSY_TIMEOUT, StoreConnection, quarantine, store_error
 from .events import EventQueries
 from .memories import MemoryQueries
 from .prompts import PromptQueries
+from .retention import RetentionQueries
 from .schema import migrate
 from .searchindex import SearchIndexQueries
 from .sessions import SessionQueries
@@ -30,7 +31,8 @@ from .sessions import SessionQueries
 log = get_logger(__name__)
 
 
-class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, SearchIndexQueries):
+class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, SearchIndexQueries,
+            RetentionQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------

@@ -52,7 +52,10 @@ class EventQueries(Connected):
 
         Not queued: the same tool call again (same ``tool_use_id``); with
         ``dedupe``, an event identical to the session's previous one (same
-        hash); a session that already holds ``max_events`` events (0: no cap).
+        hash). ``max_events`` (0: no cap) bounds the events a session keeps
+        with their bodies: past it the new event is still queued and the
+        oldest make room (:meth:`_make_room`), so the newest work, the part
+        the next session needs most, is never what is lost.
         """
         input_json = json.dumps(tool_input, ensure_ascii=False, default=str)
         response_json = json.dumps(tool_response, ensure_ascii=False, default=str)
@@ -61,17 +64,12 @@ class EventQueries(Connected):
             .encode("utf-8", "surrogatepass"))
         with self.transaction() as conn:
             last = conn.execute(
-                "SELECT hash, (SELECT COUNT(*) FROM events WHERE session_id = ?)"
-                " FROM events WHERE session_id = ? ORDER BY id DESC LIMIT 1",
-                (session_id, session_id),
+                "SELECT hash FROM events WHERE session_id = ? ORDER BY id DESC LIMIT 1",
+                (session_id,),
             ).fetchone()
             if dedupe and last is not None and last[0] == event_hash:
                 log.info("event identical to the previous one of session %d; not queued",
                          session_id)
-                return None
-            if last is not None and max_events and last[1] >= max_events:
-                log.info("session %d holds %d events (cap %d); event not queued",
-                         session_id, last[1], max_events)
                 return None
             cur = conn.execute(
                 "INSERT OR IGNORE INTO events (session_id, prompt_number, tool_name, tool_use_id,"
@@ -83,8 +81,46 @@ class EventQueries(Connected):
             if cur.rowcount == 0:
                 log.info("tool call %s of session %d already queued", tool_use_id, session_id)
                 return None
+            event_id = int(cur.lastrowid or 0)
+            if max_events:
+                self._make_room(conn, session_id, max_events)
             conn.execute(f"UPDATE sessions SET updated_at = {_NOW} WHERE id = ?", (session_id,))
-            return int(cur.lastrowid or 0)
+            return event_id
+
+    @staticmethod
+    def _make_room(conn: Any, session_id: int, max_events: int) -> None:
+        """Keep at most ``max_events`` events of a session with bodies: thin the oldest.
+
+        Processed events go first (their observations are stored; the raw
+        bodies only cost space), then parked ones; only when every event with
+        a body still waits for the agent is the oldest waiting one dropped
+        (the agent is that far behind: the newest work matters more).
+        """
+        held = conn.execute(
+            "SELECT COUNT(*) FROM events WHERE session_id = ? AND pruned_at IS NULL",
+            (session_id,)).fetchone()[0]
+        excess = held - max_events
+        if excess <= 0:
+            return
+        victims = conn.execute(
+            "SELECT id, status FROM events WHERE session_id = ? AND pruned_at IS NULL"
+            " ORDER BY CASE status WHEN 'processed' THEN 0 WHEN 'failed' THEN 1 ELSE 2 END, id"
+            " LIMIT ?", (session_id, excess)).fetchall()
+        thinned = [v[0] for v in victims if v[1] != "pending"]
+        dropped = [v[0] for v in victims if v[1] == "pending"]
+        if thinned:
+            marks = ",".join("?" * len(thinned))
+            conn.execute(
+                "UPDATE events SET tool_input = 'null', tool_response = 'null',"
+                f" pruned_at = {_NOW} WHERE id IN ({marks})", thinned)
+        if dropped:
+            marks = ",".join("?" * len(dropped))
+            conn.execute(f"DELETE FROM events WHERE id IN ({marks})", dropped)
+            # INFO, like every recorded event: an agent this far behind logs it
+            # on each new event, and a warning per tool call would drown the log.
+            log.info("session %d holds %d events waiting for the agent (MEMOIR_MAX_EVENTS "
+                     "%d); the oldest waiting one(s) dropped: %s", session_id, held,
+                     max_events, dropped)
 
     def pending_events(self, session_id: int, limit: int = 50) -> list[EventRow]:
         """The oldest pending events of a session, in the order they happened."""

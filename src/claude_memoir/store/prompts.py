@@ -12,17 +12,30 @@ class PromptQueries(Connected):
 
     # -- prompts -----------------------------------------------------------
 
-    def add_prompt(self, session_id: int, text: str) -> int:
-        """Store the user's prompt under the session's next number; return it."""
+    def add_prompt(self, session_id: int, text: str, *, created_at: str | None = None) -> int:
+        """Store the user's prompt under the session's next number; return it.
+
+        ``created_at`` (a replayed spool file: when its hook ran) is kept as the
+        prompt's time and makes the call idempotent: the same text at the same
+        time in the same session is the same prompt, stored once, so two
+        workers replaying one spool file (or one replaying it again after a
+        crash before the unlink) never number it twice.
+        """
         with self.transaction() as conn:
+            if created_at is not None:
+                same = conn.execute(
+                    "SELECT prompt_number FROM prompts WHERE session_id = ? AND created_at = ?"
+                    " AND text = ?", (session_id, created_at, text)).fetchone()
+                if same is not None:
+                    return int(same[0])
             number = conn.execute(
                 "SELECT COALESCE(MAX(prompt_number), 0) + 1 FROM prompts WHERE session_id = ?",
                 (session_id,),
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO prompts (session_id, prompt_number, text, terms)"
-                " VALUES (?, ?, ?, ?)",
-                (session_id, number, text, code_terms(text)),
+                "INSERT INTO prompts (session_id, prompt_number, text, terms, created_at)"
+                f" VALUES (?, ?, ?, ?, COALESCE(?, {_NOW}))",
+                (session_id, number, text, code_terms(text), created_at),
             )
             conn.execute(f"UPDATE sessions SET updated_at = {_NOW} WHERE id = ?", (session_id,))
         return int(number)
@@ -32,6 +45,18 @@ class PromptQueries(Connected):
         return int(self.conn.execute(
             "SELECT COALESCE(MAX(prompt_number), 0) FROM prompts WHERE session_id = ?",
             (session_id,),
+        ).fetchone()[0])
+
+    def prompt_number_at(self, session_id: int, at: str) -> int:
+        """The number of the prompt that was current at time ``at`` (0 if none was yet).
+
+        For a replayed tool event or Stop: it belongs to the prompt of its
+        time, even when later prompts were stored before it was replayed.
+        """
+        return int(self.conn.execute(
+            "SELECT COALESCE(MAX(prompt_number), 0) FROM prompts"
+            " WHERE session_id = ? AND created_at <= ?",
+            (session_id, at),
         ).fetchone()[0])
 
     def finish_prompt(self, session_id: int, prompt_number: int,

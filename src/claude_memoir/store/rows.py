@@ -55,6 +55,8 @@ class EventRow(Record):
     attempts: int
     created_at: str
     hash: str | None = None
+    # When its bodies were dropped (tool_input/tool_response are then None).
+    pruned_at: str | None = None
 
 
 class ObservationRow(Record):

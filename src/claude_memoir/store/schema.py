@@ -325,6 +325,24 @@ def m0004_recall(conn: sqlite3.Connection) -> None:
         _fts_table(conn, table, columns)
 
 
+@migration
+def m0007_retention(conn: sqlite3.Connection) -> None:
+    """When a tool event's raw bodies were dropped (retention, or the per-session cap)."""
+    _execute_script(conn, """
+        -- Set when tool_input / tool_response were emptied to 'null': after
+        -- MEMOIR_KEEP_EVENTS_DAYS for processed events, or to make room under
+        -- MEMOIR_MAX_EVENTS. The row (tool, time, status) stays.
+        ALTER TABLE events ADD COLUMN pruned_at TEXT;
+        -- What retention looks for: processed events that still have bodies.
+        CREATE INDEX events_retention ON events(processed_at)
+            WHERE status = 'processed' AND pruned_at IS NULL;
+        -- The events of a session that still have bodies: what MEMOIR_MAX_EVENTS
+        -- counts on every insert, so the count reads at most the cap's worth
+        -- of index entries however long the session.
+        CREATE INDEX events_bodies ON events(session_id, id) WHERE pruned_at IS NULL;
+        """)
+
+
 def migrate(conn: sqlite3.Connection, path: str, transaction: Callable[[], Transaction]) -> None:
     """Apply every migration ``conn``'s database lacks, in one transaction."""
     # Fast path for hooks: one pragma read when nothing is to do.

@@ -126,10 +126,23 @@ class SessionQueries(Connected):
 
     # -- listings for the CLI ------------------------------------------------
 
-    def session_stats(self, claude_session_id: str | None = None) -> list[SessionStats]:
-        """Sessions, newest first, with their counts (one session if an id is given)."""
-        where, args = ("WHERE s.claude_session_id = ?", [claude_session_id]) \
-            if claude_session_id else ("", [])
+    def session_stats(self, claude_session_id: str | None = None, *,
+                      project: str | None = None, limit: int = 0) -> list[SessionStats]:
+        """Sessions, newest first, with their counts.
+
+        One session if an id is given; only ``project``'s with it; at most
+        ``limit`` (0: all).
+        """
+        conditions: list[str] = []
+        args: list[str] = []
+        if claude_session_id:
+            conditions.append("s.claude_session_id = ?")
+            args.append(claude_session_id)
+        if project is not None:
+            conditions.append("s.project = ?")
+            args.append(project)
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        bound = f" LIMIT {int(limit)}" if limit > 0 else ""
         rows = self.conn.execute(
             "SELECT s.*,"
             " (SELECT COUNT(*) FROM prompts p WHERE p.session_id = s.id) AS n_prompts,"
@@ -138,7 +151,7 @@ class SessionQueries(Connected):
             "   AND e.status = 'pending') AS n_pending,"
             " (SELECT COUNT(*) FROM observations o WHERE o.session_id = s.id) AS n_obs,"
             " (SELECT COUNT(*) FROM summaries m WHERE m.session_id = s.id) AS n_sum"
-            f" FROM sessions s {where} ORDER BY s.started_at DESC, s.id DESC",
+            f" FROM sessions s {where} ORDER BY s.started_at DESC, s.id DESC{bound}",
             args,
         ).fetchall()
         out = []
@@ -149,6 +162,26 @@ class SessionQueries(Connected):
                                     events_total=r["n_events"], events_pending=r["n_pending"],
                                     observations=r["n_obs"], summaries=r["n_sum"]))
         return out
+
+    def session_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Claude session ids starting with ``prefix`` (at most ``limit``), sorted."""
+        rows = self.conn.execute(
+            "SELECT claude_session_id FROM sessions WHERE substr(claude_session_id, 1, ?) = ?"
+            " ORDER BY claude_session_id LIMIT ?", (len(prefix), prefix, limit)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def resumable_agent_sessions(self, within_days: float = 1.0) -> list[str]:
+        """Agent conversation ids a worker may still resume.
+
+        Those of sessions not ended by Claude Code (no SessionEnd) and active
+        within ``within_days``: a session that only went idle may come back.
+        """
+        rows = self.conn.execute(
+            "SELECT agent_session_id FROM sessions WHERE agent_session_id IS NOT NULL"
+            " AND end_requested_at IS NULL"
+            " AND updated_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+            (f"-{float(within_days)} days",)).fetchall()
+        return [str(r[0]) for r in rows]
 
     def sessions_with_workers(self) -> list[SessionRow]:
         """Sessions that have a worker pid recorded."""

@@ -10,6 +10,7 @@ worker stops asking (fallback summaries) for ``AGENT_COOLDOWN`` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Literal
 
 from ..agent.client import MemoryAgent
 from ..agent.prompts import SYSTEM_PROMPT, init_prompt, session_recap
+from ..agent.transcripts import remove_transcript
 from ..config import Settings
 from ..errors import AgentError
 from ..log import get_logger
@@ -64,6 +66,9 @@ class Conversation:
         self.state: AgentState = "not-started"
         self.failures = 0
         self.last_failure = 0.0
+        # Why the last request failed (the AgentError's text), for the notes of
+        # a fallback summary and `memoir reprocess`.
+        self.last_error = ""
         self._introduced = False
         # Characters of the current conversation (system prompt, messages
         # sent, replies), which every request resends; persisted with the
@@ -109,9 +114,10 @@ class Conversation:
                 self._introduced = fresh = True
             self.state = "busy"
             reply = await agent.ask(text, self.settings.agent_timeout)
-        except AgentError:
+        except AgentError as e:
             self.failures += 1
             self.last_failure = time.monotonic()
+            self.last_error = str(e)[:300]
             self.state = "failed"
             # The CLI may have kept the message in the transcript that a resume
             # continues: count it, so the bound errs towards an early rollover.
@@ -130,6 +136,23 @@ class Conversation:
         self._introduced = False
         if agent is not None:
             await agent.close()
+
+    async def forget(self) -> None:
+        """End the conversation for good: close it, delete its transcript, forget its id.
+
+        For a finished session. The transcript exists only so a conversation
+        can be resumed; kept, it would sit among the user's Claude Code
+        sessions. A later worker of this session (``memoir reprocess``, a
+        resumed Claude Code session) starts a fresh conversation with a recap.
+        """
+        assert self.session is not None
+        agent_session = (self.agent.session_id if self.agent else None) \
+            or self.session.agent_session_id
+        await self.close()
+        if agent_session:
+            await asyncio.to_thread(remove_transcript, self.settings.home, agent_session)
+        self.context_chars = 0
+        await self._save(None)
 
     # -- internals -----------------------------------------------------------
 
@@ -169,6 +192,7 @@ class Conversation:
             # not cost the session its memory: start fresh once.
             log.warning("agent resume %s failed (%s); starting a fresh agent session",
                         resume, e)
+            await asyncio.to_thread(remove_transcript, self.settings.home, resume)
             agent = self.agent_factory(self.settings.model, home, None)
             await agent.start()
             resume = None
@@ -212,9 +236,13 @@ class Conversation:
         crash does not resume the long conversation either.
         """
         before = self.context_chars
+        assert self.session is not None
+        old = (self.agent.session_id if self.agent else None) or self.session.agent_session_id
         await self.close()
         self.context_chars = 0
         await self._save(None)
+        if old:  # replaced for good: its transcript has no use left
+            await asyncio.to_thread(remove_transcript, self.settings.home, old)
         self.rollovers += 1
         log.info("session %s: agent conversation holds %d chars and the next message %d "
                  "(limit %d); starting a fresh conversation with a recap (rollover %d)",

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = load_settings()
     # The light log writer until the socket listens; logging (~8 ms) after.
-    setup_hook_logging(settings.home, settings.log_level)
+    setup_hook_logging(settings.home, settings.log_level, settings.log_max_bytes)
     try:
         session_id = validate_session_id(args[1])
     except InvalidInput as e:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..log import setup_logging
         from .service import Worker, serve
 
-        setup_logging(settings.home, settings.log_level)
+        setup_logging(settings.home, settings.log_level, settings.log_max_bytes)
         return asyncio.run(serve(Worker(settings, session_id, listener=listener)))
     except AlreadyRunning as e:
         log.info("session %s: %s; exiting", session_id, e)
@@ -64,4 +64,4 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("worker for session %s crashed", session_id)
         return 1
     finally:
-        lock.release()
+        lock.release(remove=True)  # an ended worker leaves no lock file behind

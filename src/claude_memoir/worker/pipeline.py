@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
 
 from .. import launch, spool
-from ..agent.digest import fallback_summary
+from ..agent.digest import UNAVAILABLE, fallback_summary
 from ..agent.models import Observation
 from ..agent.prompts import EventView, observation_prompt, summary_prompt
 from ..config import Settings
-from ..errors import AgentError, InvalidInput
+from ..errors import AgentError
 from ..log import get_logger
-from ..paths import validate_session_id
 from ..store import EventRow, SessionRow, Store
 from .conversation import Conversation
 from .storethread import StoreThread
@@ -67,25 +65,22 @@ class Pipeline:
     async def replay_spool(self) -> None:
         """Record payloads hooks spooled while the database was locked.
 
-        Any worker does it for every session (the spool is shared); the other
-        sessions' workers are woken, or spawned, afterwards.
+        Any worker does it for every session (the spool is shared; a lock lets
+        one replayer through at a time); the other sessions' workers are
+        woken, or spawned, afterwards.
         """
         home, settings = self.settings.home, self.settings
         if not spool.pending(home):
             return
-        from ..hooks.record import RECORDERS
+        from ..hooks.record import replay_item
 
-        def replay(store: Store) -> list[str]:
-            def record(event: str, payload: dict[str, Any]) -> str | None:
-                recorder = RECORDERS.get(event)
-                if recorder is None:
-                    raise InvalidInput(f"unknown spooled event {event!r}", reason="bad-spool")
-                recorder(store, payload, settings)
-                return validate_session_id(payload.get("session_id"))
-
-            return spool.replay(home, record)
+        def replay(store: Store) -> list[str] | None:
+            return spool.replay(home, lambda item: replay_item(store, item, settings))
 
         touched = await self.db.call(replay)
+        if touched is None:
+            log.debug("another process is replaying the spool")
+            return
         log.info("replayed spooled payloads of %d session(s)", len(touched))
         for other in touched:
             if other != self.session_id:
@@ -150,7 +145,10 @@ class Pipeline:
             store.prompt_response(session.id, prompt_number)))
         summary = None
         note = None
-        if not self.conversation.gave_up():
+        failure = None  # why the agent gave no summary, kept in the fallback's notes
+        if self.conversation.gave_up():
+            failure = f"{self.conversation.last_error} (several failures in a row; cooling down)"
+        else:
             text = summary_prompt(prompt_number, prompt, self.settings.max_field_chars)
             if response:
                 text += ("\n\nClaude's final reply to the user for this request "
@@ -160,6 +158,7 @@ class Pipeline:
             except AgentError as e:
                 log.warning("agent failed to summarize prompt %d of %s: %s",
                             prompt_number, self.session_id, e)
+                failure = str(e)[:300]
             else:
                 from ..agent.parser import parse_summary
 
@@ -169,6 +168,9 @@ class Pipeline:
             if summary is None and note is None:
                 log.warning("no usable summary for prompt %d of %s", prompt_number,
                             self.session_id)
+                failure = failure or "its reply held no <summary> block"
+        if summary is None and note is None and failure:
+            note = f"{UNAVAILABLE.rstrip('.')}: {failure}"
         if summary is not None:
             agent_summary = summary
             await self.db.call(lambda store: store.save_summary(

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the reaper: ``python -m claude_memoir.worker.reaper SESSION``."""
     args = sys.argv[1:] if argv is None else argv
     settings = load_settings()
-    setup_logging(settings.home, settings.log_level)
+    setup_logging(settings.home, settings.log_level, settings.log_max_bytes)
     os.chdir(settings.home)  # started by posix_spawn in the hook's cwd; hold no project dir
     try:
         outcome = end_unresponsive(settings.home, args[0] if args else "")

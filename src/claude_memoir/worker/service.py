@@ -347,6 +347,25 @@ class Worker:
         else:
             log.info("session %s finished (%s); status left as it was", self.session_id,
                      reason)
+        # A session that is over takes its agent's transcript with it: nothing
+        # of the memory agent stays in the user's Claude Code session lists.
+        # One that only went idle (or a worker stopped by a signal) keeps it,
+        # so a worker started when the user comes back resumes the
+        # conversation; the retention sweep removes it a day later if nobody does.
+        if session.end_requested_at or reason == "parent-gone":
+            try:
+                await self.conversation.forget()
+            except MemoirError as e:
+                log.warning("cannot forget the agent conversation (%s): %s", e.reason, e)
+        # Retention runs here so that it happens for a user who never types a
+        # command: once per finished session, in short transactions.
+        from .. import retention
+
+        settings = self.settings
+        try:
+            await self.db.call(lambda store: retention.sweep(settings, store))
+        except MemoirError as e:
+            log.warning("retention sweep failed (%s): %s", e.reason, e)
 
     # -- teardown ----------------------------------------------------------------
 
