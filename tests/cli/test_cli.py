@@ -359,7 +359,8 @@ def test_every_subcommand_has_a_one_line_description() -> None:
     assert set(helps) == set(sub.choices)
     for name, text in helps.items():
         assert text and "\n" not in text and len(text) < 80, (name, text)
-        assert sub.choices[name].description == text, name
+        # `memoir COMMAND --help` opens with the same line (and may say more).
+        assert (sub.choices[name].description or "").startswith(text), name
     listing = " ".join(memoir("--help").stdout.split())  # argparse wraps long lines
     for name, text in helps.items():
         assert f"{name} {text}" in listing, name
