@@ -104,19 +104,21 @@ AGENT_SUMMARY = """Here is the summary.
 
 
 def default_agent_reply(req: RecordedRequest, summary_marker: str) -> Blocks:
-    """The memory agent's mock behaviour: observations for events, a summary on request."""
+    """The memory agent's mock behaviour: one observation per event a message carries,
+    then a summary if the message asks for one (a finished prompt's batch asks both)."""
     last = req.last_user_text()
-    if "MEMOIR-SUMMARY-REQUEST" in last:
-        match = re.search(r"<request>(.*?)</request>", last, re.S)
-        request = (match.group(1).strip() if match else "the user's request")[:200]
-        return [text_block(AGENT_SUMMARY.format(request=request, marker=summary_marker))]
+    parts = []
     if "MEMOIR-OBSERVE" in last:
         tools = re.findall(r"<tool>(.*?)</tool>", last) or ["unknown"]
-        blocks = "\n".join(
-            AGENT_OBSERVATION.format(title=f"Ran {tool} (mock)", tool=tool) for tool in tools
-        )
-        return [text_block(blocks)]
-    return [text_block("Ready.")]
+        parts += [AGENT_OBSERVATION.format(title=f"Ran {tool} (mock)", tool=tool)
+                  for tool in tools]
+    if "MEMOIR-SUMMARY-REQUEST" in last:
+        # The summary request's own <user_request> is the last one in the message
+        # (an init prompt in front of it names the session's first request).
+        found = re.findall(r"<user_request>(.*?)</user_request>", last, re.S)
+        request = (found[-1].strip() if found else "the user's request")[:200]
+        parts.append(AGENT_SUMMARY.format(request=request, marker=summary_marker))
+    return [text_block("\n".join(parts) if parts else "Ready.")]
 
 
 @dataclass

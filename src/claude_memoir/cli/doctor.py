@@ -314,7 +314,8 @@ def _live_agent(settings: Settings) -> Finding:
         agent = SdkAgent(model=settings.model, cwd=Path(agent_dir(settings.home)))
         await agent.start()
         try:
-            return await agent.ask("Reply with the single word: ready", timeout=60)
+            answer = await agent.ask("Reply with the single word: ready", timeout=60)
+            return answer.text
         finally:
             await agent.close()
 
@@ -326,12 +327,34 @@ def _live_agent(settings: Settings) -> Finding:
     return Finding("agent", "ok", f"the agent ({settings.model}) answered: {reply[:60]!r}")
 
 
+def check_budget(settings: Settings) -> list[Finding]:
+    """Today's agent spending against MEMOIR_DAILY_BUDGET_USD / _TOKENS."""
+    from ..budget import budget_status
+    from ..errors import MemoirError
+    from ..store import Store
+
+    if not Path(db_path(settings.home)).exists():
+        return []
+    try:
+        with Store.open(settings.home, recover=False) as store:
+            status = budget_status(store, settings)
+    except MemoirError as e:
+        return [Finding("budget", "warn", f"cannot read today's agent usage: {e}")]
+    if status.reached:
+        return [Finding("budget", "warn", status.reason,
+                        "raise MEMOIR_DAILY_BUDGET_USD / MEMOIR_DAILY_BUDGET_TOKENS, or wait "
+                        "for tomorrow; then `memoir reprocess SESSION` replaces the fallback "
+                        "summaries")]
+    return [Finding("budget", "ok", status.reason)]
+
+
 def run_checks(settings: Settings, project_dir: Path, *, fix: bool = False,
                live: bool = False) -> list[Finding]:
     """Every check, in the order a user would fix things."""
     home = Path(settings.home)
     return (check_install(project_dir) + check_permissions(home, fix)
-            + check_database(home, fix) + check_runtime(home) + check_agent(settings, live))
+            + check_database(home, fix) + check_runtime(home) + check_agent(settings, live)
+            + check_budget(settings))
 
 
 def as_json(findings: list[Finding]) -> list[dict[str, str]]:

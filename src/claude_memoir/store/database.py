@@ -7,7 +7,7 @@ transaction that stores the observations made from them, so a crash at any point
 neither loses an event nor duplicates an observation.
 
 :class:`Store` is the connection's lifecycle; its queries live in one module per
-area (``sessions``, ``prompts``, ``events``, ``memories``).
+area (``sessions``, ``prompts``, ``events``, ``memories``, ``usage``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from .memories import MemoryQueries
 from .prompts import PromptQueries
 from .schema import migrate
 from .sessions import SessionQueries
+from .usage import UsageQueries
 
 log = get_logger(__name__)
 
 
-class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries):
+class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, UsageQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------
