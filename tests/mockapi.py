@@ -121,6 +121,18 @@ def default_agent_reply(req: RecordedRequest, summary_marker: str) -> Blocks:
     return [text_block("\n".join(parts) if parts else "Ready.")]
 
 
+def estimated_usage(req: RecordedRequest, blocks: Blocks) -> dict[str, int]:
+    """Usage as the API would report it, estimated at 4 characters a token: input from
+    the request's system, messages and tools as JSON, output from the reply."""
+    body = req.body
+    chars_in = sum(len(json.dumps(body[key], ensure_ascii=False))
+                   for key in ("system", "messages", "tools") if key in body)
+    chars_out = sum(len(b.get("text", "")) if b.get("type") == "text"
+                    else len(json.dumps(b.get("input", {}))) for b in blocks)
+    return {"input_tokens": chars_in // 4, "output_tokens": max(chars_out // 4, 1),
+            "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+
+
 @dataclass
 class ScriptedCli:
     """The user's session: run one Bash tool, then answer with a final text.
@@ -165,7 +177,8 @@ class MockAnthropic:
     with that HTTP status (e.g. 500) to simulate an unavailable LLM.
     ``agent_delay`` holds agent replies that many seconds (only those whose last
     user message contains ``delay_on``, if set), so a test can kill a worker
-    while its request is in flight.
+    while its request is in flight. ``usage`` says what each reply reports as
+    its usage (default: ``estimated_usage``, 4 characters a token).
     """
 
     summary_marker: str = "MOCK-SUMMARY-MARKER"
@@ -174,6 +187,7 @@ class MockAnthropic:
     fail_agent: int | None = None
     agent_delay: float = 0.0
     delay_on: str | None = None
+    usage: Callable[[RecordedRequest, Blocks], dict[str, int]] = estimated_usage
     requests: list[RecordedRequest] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -232,7 +246,9 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _stream_events(blocks: Blocks, model: str, msg_id: str) -> list[bytes]:
+def _stream_events(blocks: Blocks, model: str, msg_id: str,
+                   usage: dict[str, int]) -> list[bytes]:
+    start_usage = {**usage, "output_tokens": 1}
     stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
     out = [
         _sse(
@@ -247,7 +263,7 @@ def _stream_events(blocks: Blocks, model: str, msg_id: str) -> list[bytes]:
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": 10, "output_tokens": 1},
+                    "usage": start_usage,
                 },
             },
         )
@@ -291,7 +307,7 @@ def _stream_events(blocks: Blocks, model: str, msg_id: str) -> list[bytes]:
             "message_delta",
             {"type": "message_delta",
              "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-             "usage": {"output_tokens": 20}},
+             "usage": {"output_tokens": usage["output_tokens"]}},
         )
     )
     out.append(_sse("message_stop", {"type": "message_stop"}))
@@ -358,6 +374,7 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
                                       "error": {"type": "api_error", "message": repr(exc)}})
                 return
             req.reply = blocks
+            usage = mock.usage(req, blocks)
             counter["n"] += 1
             msg_id = f"msg_mock{counter['n']:06d}"
             model = str(body.get("model", "mock-model"))
@@ -368,7 +385,7 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
                 self.send_header("connection", "close")
                 self.end_headers()
                 try:
-                    for chunk in _stream_events(blocks, model, msg_id):
+                    for chunk in _stream_events(blocks, model, msg_id, usage):
                         self.wfile.write(chunk)
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
@@ -379,7 +396,7 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
             self._send_json(200, {
                 "id": msg_id, "type": "message", "role": "assistant", "model": model,
                 "content": blocks, "stop_reason": stop_reason, "stop_sequence": None,
-                "usage": {"input_tokens": 10, "output_tokens": 20},
+                "usage": usage,
             })
 
     return Handler

@@ -105,15 +105,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Live workers: every session with a recorded worker, pinged."""
+    """Live workers (every session with a recorded worker, pinged) and today's spend."""
     from .. import ipc
+    from ..budget import budget_status
     from ..config import load_settings
     from ..paths import socket_path
     from ..store import Store
 
-    home = load_settings().home
+    settings = load_settings()
+    home = settings.home
     with Store.open(home) as store:
         sessions = store.sessions_with_workers()
+        budget = budget_status(store, settings)
     rows = []
     for s in sessions:
         row: dict[str, Any] = {"session_id": s.claude_session_id, "pid": s.worker_pid,
@@ -126,8 +129,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             row.update(responsive=False, error=str(e))
         rows.append(row)
     if args.json:
+        # A list of workers, as before; today's spend is in `memoir usage --json`.
         print_json(rows)
         return 0
+    print(f"agent today: {budget.requests} request(s); {budget.reason}")
+    if budget.reached:
+        print("BUDGET REACHED: memory is degraded until tomorrow (fallback summaries); "
+              "see `memoir usage`")
     if not rows:
         print("no live workers")
         return 0

@@ -5,7 +5,9 @@
     memoir context [--cwd DIR]              print what SessionStart would inject
     memoir sessions [--json]                list recorded sessions with counts
     memoir show SESSION [--json]            one session with its summaries
-    memoir status [--json]                  live workers
+    memoir status [--json]                  live workers, today's agent spend
+    memoir usage [--since 7d] [--cwd DIR | --all] [--json]
+                                            agent tokens and cost per day and project
     memoir reprocess SESSION [--wait S]     retry parked events, replace fallback summaries
     memoir cleanup-sessions [--max-age 24h] [--dry-run] [--json]
     memoir doctor [--fix] [--live] [--json] check install, privacy, database, agent
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import InvalidInput, MemoirError
 from ..log import get_logger
-from . import browse, maintenance, wiring
+from . import browse, maintenance, usage, wiring
 
 log = get_logger(__name__)
 
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="memoir", description="Persistent memory for Claude Code.")
     parser.add_argument("--version", action="version", version=f"memoir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (wiring, browse, maintenance):
+    for group in (wiring, browse, maintenance, usage):
         group.register(sub)
     return parser
 
