@@ -81,6 +81,21 @@ def test_usage_per_day_by_project_and_since(memoir_home: Path) -> None:
     assert [r.project for r in recent] == ["/proj/a", "/proj/b"]
 
 
+def test_usage_log_is_pruned_by_age(memoir_home: Path) -> None:
+    from claude_memoir.store.usage import USAGE_RETENTION_DAYS
+
+    with Store.open(memoir_home) as store:
+        s = _session(store)
+        for _ in range(3):
+            store.record_agent_request(s, kind="observe", events=1, model="m",
+                                       agent_session_id=None, usage=_usage(None))
+        store.conn.execute("UPDATE agent_requests SET created_at = strftime("
+                           "'%Y-%m-%dT%H:%M:%fZ', 'now', ?) WHERE id < 3",
+                           (f"-{USAGE_RETENTION_DAYS + 1} days",))
+        assert store.prune_usage(USAGE_RETENTION_DAYS) == 2
+        assert [r[0] for r in store.conn.execute("SELECT id FROM agent_requests")] == [3]
+
+
 def test_since_accepts_durations_and_dates() -> None:
     from claude_memoir.errors import InvalidInput
 

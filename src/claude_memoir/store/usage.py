@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 # Timestamps are stored in UTC ('%Y-%m-%dT%H:%M:%fZ'); days are the user's
 # local calendar days, so "today's spend" and the budget reset at local midnight.
 _STAMP = "'%Y-%m-%dT%H:%M:%fZ'"
+# Agent requests are kept this long (and go with their session when it is
+# deleted): enough for a year's `memoir usage`, bounded whatever happens.
+USAGE_RETENTION_DAYS = 400
 _TODAY_START = f"strftime({_STAMP}, 'now', 'localtime', 'start of day', 'utc')"
 
 

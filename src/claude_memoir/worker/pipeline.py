@@ -40,6 +40,7 @@ from ..errors import AgentError, InvalidInput
 from ..log import get_logger
 from ..paths import validate_session_id
 from ..store import EventRow, PromptWork, SessionRow, Store
+from ..values import Record
 from .conversation import Conversation
 from .storethread import StoreThread
 
@@ -79,6 +80,14 @@ def _record_observations(store: Store, *, session_id: int, ids: Sequence[int],
                          observations: Sequence[Observation], number: int,
                          summary: Summary | None) -> list[int]:
     return store.record_observations(session_id, ids, observations, number, summary)
+
+
+class Blocked(Record):
+    """Why the worker does not call the LLM now, and what the fallback says."""
+
+    note: str
+    # The daily budget (not an outage): the prompt's events are set aside.
+    budget: bool
 
 
 def _pending_of_prompt(store: Store, *, session_id: int, number: int) -> list[EventRow]:
@@ -201,7 +210,8 @@ class Pipeline:
             blocked = await self._blocked()
             if blocked is not None:
                 if closed:
-                    await self._fall_back(session, work.number, needs_summary, blocked)
+                    await self._fall_back(session, work.number, needs_summary, blocked.note,
+                                          park=blocked.budget)
                 return True
             events = await self.db.call(partial(_pending_of_prompt, session_id=session.id,
                                                 number=work.number))
@@ -217,17 +227,19 @@ class Pipeline:
             if not closed and not live and last:
                 return False  # sent what was due; what arrived meanwhile waits its turn
 
-    async def _blocked(self) -> str | None:
+    async def _blocked(self) -> Blocked | None:
         """Why the LLM must not be called now (None: it may be)."""
-        reason: str | None = None
+        blocked: Blocked | None = None
         if self.conversation.gave_up():
-            reason = UNAVAILABLE
+            blocked = Blocked(note=UNAVAILABLE, budget=False)
         elif self.settings.daily_budget_usd > 0 or self.settings.daily_budget_tokens > 0:
             settings = self.settings
             status = await self.db.call(lambda store: budget_status(store, settings))
             if status.reached:
-                reason = ("Fallback summary built from raw events; the memory agent was not "
-                          f"called: {status.reason}. `memoir reprocess` replaces it.")
+                blocked = Blocked(note="Fallback summary built from raw events; the memory "
+                                       f"agent was not called: {status.reason}. "
+                                       "`memoir reprocess` replaces it.", budget=True)
+        reason = blocked.note if blocked else None
         if reason != self._blocked_reason:
             if reason is not None:
                 log.warning("session %s: not calling the memory agent: %s", self.session_id,
@@ -235,7 +247,7 @@ class Pipeline:
             elif self._blocked_reason is not None:
                 log.info("session %s: calling the memory agent again", self.session_id)
             self._blocked_reason = reason
-        return reason
+        return blocked
 
     async def _send(self, session: SessionRow, number: int, batch: Sequence[EventRow],
                     summarize: bool) -> bool:
@@ -300,17 +312,16 @@ class Pipeline:
         return True
 
     async def _fall_back(self, session: SessionRow, number: int, summarize: bool,
-                         note: str) -> None:
+                         note: str, *, park: bool = False) -> None:
         """Write a closed prompt's summary from its raw events, without the LLM.
 
-        Under the budget its pending events are parked too, so nothing spends
-        on them unasked; ``memoir reprocess`` queues them again and replaces
-        the summary.
+        ``park`` (the budget is reached): its pending events are set aside too,
+        so nothing spends on them unasked; ``memoir reprocess`` queues them
+        again and replaces the summary.
         """
-        budget = note not in (UNAVAILABLE, NOTHING_TO_SUMMARIZE)
 
         def write(store: Store) -> None:
-            if budget:
+            if park:
                 pending = store.pending_events_of_prompt(session.id, number, 1_000_000)
                 store.park_events([e.id for e in pending])
             if summarize:

@@ -34,6 +34,7 @@ from ..log import get_logger
 from ..paths import pid_path, socket_path, validate_session_id
 from ..procs import PidRecord, create_time, is_alive, write_pid_file
 from ..store import SessionRow, Store
+from ..store.usage import USAGE_RETENTION_DAYS
 from .conversation import AgentFactory, Conversation
 from .listener import listen_on
 from .pipeline import Pipeline
@@ -193,6 +194,8 @@ class Worker:
             self._write_pid_file()
             pid, started = os.getpid(), self.create_time
             await self.db.call(lambda store: store.set_worker(session.id, pid, started))
+            # Retention of the usage log (a cheap indexed delete, once per worker).
+            await self.db.call(lambda store: store.prune_usage(USAGE_RETENTION_DAYS))
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 await self._loop()
