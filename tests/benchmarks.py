@@ -10,7 +10,9 @@ Sections (all by default, in this order):
 * ``worker``: spawn-to-listening time, worker and agent RSS idle and after 1,000 events;
 * ``burst``: 1,000 post-tool-use hooks over 10 sessions at concurrency 10: events
   lost, errors, spooling, throughput;
-* ``tokens``: what the memory agent costs over a scripted session (mock API log).
+* ``tokens``: what the memory agent costs over a scripted session (mock API log), in
+  prompt capture (the default) and live capture (per event, as before issue 12);
+  ``--full`` adds a 500-tool session of each.
 
 Hooks run as Claude Code runs them: the command ``memoir install`` writes
 (``install.hook_command``), the payload on stdin, cwd and ``CLAUDE_PROJECT_DIR``
