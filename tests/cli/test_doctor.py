@@ -25,7 +25,7 @@ from claude_memoir.cli.install import EVENTS
 from conftest import api_env, memoir_command
 
 LEVELS = {"ok", "warn", "fail"}
-CHECKS = {"install", "permissions", "database", "runtime", "agent"}
+CHECKS = {"install", "permissions", "database", "runtime", "agent", "budget"}
 
 
 # -- helpers ---------------------------------------------------------------------

@@ -330,15 +330,22 @@ def _live_agent(settings: Settings) -> Finding:
 def check_budget(settings: Settings) -> list[Finding]:
     """Today's agent spending against MEMOIR_DAILY_BUDGET_USD / _TOKENS."""
     from ..budget import budget_status
-    from ..errors import MemoirError
     from ..store import Store
 
-    if not Path(db_path(settings.home)).exists():
+    path = Path(db_path(settings.home))
+    if not path.exists():
         return []
+    # Read-only like check_database: the doctor changes nothing without --fix.
     try:
-        with Store.open(settings.home, recover=False) as store:
-            status = budget_status(store, settings)
-    except MemoirError as e:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3)
+        try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                            " AND name = 'agent_requests'").fetchone() is None:
+                return [Finding("budget", "ok", "no agent usage recorded yet")]
+            status = budget_status(Store(conn, str(path)), settings)
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
         return [Finding("budget", "warn", f"cannot read today's agent usage: {e}")]
     if status.reached:
         return [Finding("budget", "warn", status.reason,
