@@ -633,7 +633,7 @@ def test_json_findings_have_the_four_keys(project: Path, memoir_home: Path,
     # Every check reports something, in the order a user would fix things.
     order = [f["check"] for f in findings]
     assert sorted(set(order), key=order.index) == ["install", "permissions", "database",
-                                                   "runtime", "agent"]
+                                                   "runtime", "agent", "budget"]
     if setup == "broken":
         assert rc == 1
         assert of(findings, "permissions", "fail") and of(findings, "database", "fail")

@@ -334,7 +334,7 @@ def check_budget(settings: Settings) -> list[Finding]:
 
     path = Path(db_path(settings.home))
     if not path.exists():
-        return []
+        return [Finding("budget", "ok", "no agent usage recorded yet")]
     # Read-only like check_database: the doctor changes nothing without --fix.
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3)
@@ -346,7 +346,9 @@ def check_budget(settings: Settings) -> list[Finding]:
         finally:
             conn.close()
     except sqlite3.Error as e:
-        return [Finding("budget", "warn", f"cannot read today's agent usage: {e}")]
+        return [Finding("budget", "warn", f"cannot read today's agent usage: {e}",
+                        "see the database finding; the budget is checked again once the "
+                        "store is readable")]
     if status.reached:
         return [Finding("budget", "warn", status.reason,
                         "raise MEMOIR_DAILY_BUDGET_USD / MEMOIR_DAILY_BUDGET_TOKENS, or wait "
