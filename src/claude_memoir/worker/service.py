@@ -194,8 +194,6 @@ class Worker:
             self._write_pid_file()
             pid, started = os.getpid(), self.create_time
             await self.db.call(lambda store: store.set_worker(session.id, pid, started))
-            # Retention of the usage log (a cheap indexed delete, once per worker).
-            await self.db.call(lambda store: store.prune_usage(USAGE_RETENTION_DAYS))
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 await self._loop()
@@ -295,6 +293,9 @@ class Worker:
         # A session SessionEnd marked failed (its worker hung) stays failed;
         # the summary written here is still what the next session sees.
         reason = self.stop_reason
+        # Retention of the usage log: an indexed delete, once per worker, at its
+        # end rather than its start (where hooks may be waiting on it).
+        await self.db.call(lambda store: store.prune_usage(USAGE_RETENTION_DAYS))
         if await self.db.call(lambda store: store.set_status(
                 session.id, "completed", reason, only_if="active")):
             log.info("session %s completed (%s)", self.session_id, reason)
