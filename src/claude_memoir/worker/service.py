@@ -105,6 +105,8 @@ class Worker:
             "uptime": round(time.monotonic() - self.started, 3),
             "idle": round(time.monotonic() - self.last_activity, 3),
             "pending": self.pending,
+            # Of those, held back until their prompt finishes (prompt capture).
+            "held": self.pipeline.held,
             "agent": conv.state,
             "agent_context_chars": conv.context_chars,
             "agent_rollovers": conv.rollovers,
