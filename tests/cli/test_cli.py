@@ -423,7 +423,10 @@ def test_context_on_empty_home_prints_nothing(tmp_path: Path) -> None:
 def test_status_without_workers(history: dict[str, Any]) -> None:
     r = memoir("status")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[-1] == "no live workers"
+    lines = r.stdout.strip().splitlines()
+    assert lines[-2:] == [
+        "agent today: 0 request(s); $0.00 and 0 tokens spent today; no daily budget set",
+        "no live workers"]
     r = memoir("status", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["workers"] == []

@@ -25,7 +25,7 @@ from claude_memoir.cli.install import EVENTS
 from conftest import api_env, memoir_command
 
 LEVELS = {"ok", "warn", "fail"}
-CHECKS = {"install", "permissions", "database", "runtime", "agent"}
+CHECKS = {"install", "permissions", "database", "runtime", "agent", "budget"}
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -649,7 +649,7 @@ def test_json_findings_have_the_four_keys(project: Path, memoir_home: Path,
     # Every check reports something, in the order a user would fix things.
     order = [f["check"] for f in findings]
     assert sorted(set(order), key=order.index) == ["install", "permissions", "database",
-                                                   "runtime", "agent"]
+                                                   "runtime", "agent", "budget"]
     if setup == "broken":
         assert rc == 1
         assert of(findings, "permissions", "fail") and of(findings, "database", "fail")

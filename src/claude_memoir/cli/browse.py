@@ -136,18 +136,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Live workers: every session with a recorded worker, pinged."""
+    """Live workers (every session with a recorded worker, pinged) and today's spend."""
     from .. import ipc
+    from ..budget import budget_status
     from ..config import load_settings
     from ..paths import socket_path
     from ..retention import usage
     from ..store import Store
 
-    home = load_settings().home
+    settings = load_settings()
+    home = settings.home
     with Store.open(home) as store:
         sessions = store.sessions_with_workers()
         backlog = store.search_backlog()
         disk = usage(home, store)
+        budget = budget_status(store, settings)
     if backlog and not args.json:
         # Degraded recall: records from before the search index are not found yet.
         print(f"search index: {backlog} older records not indexed yet (being indexed in the "
@@ -164,16 +167,21 @@ def cmd_status(args: argparse.Namespace) -> int:
             row.update(responsive=False, error=str(e))
         rows.append(row)
     if args.json:
-        print_json({"workers": rows, "storage": disk})
+        print_json({"workers": rows, "storage": disk, "agent_today": budget._asdict()})
         return 0
     print(_storage_line(disk))
+    print(f"agent today: {budget.requests} request(s); {budget.reason}")
+    if budget.reached:
+        print("BUDGET REACHED: memory is degraded until tomorrow (fallback summaries); "
+              "see `memoir usage`")
     if not rows:
         print("no live workers")
         return 0
     for r in rows:
         if r["responsive"]:
+            held = f" ({r['held']} held for the prompt's batch)" if r.get("held") else ""
             print(f"{r['session_id']}  pid {r['pid']}  up {r.get('uptime', 0):.0f}s  "
-                  f"idle {r.get('idle', 0):.0f}s  pending {r.get('pending')}  "
+                  f"idle {r.get('idle', 0):.0f}s  pending {r.get('pending')}{held}  "
                   f"agent {r.get('agent')}  {r['project']}")
         else:
             print(f"{r['session_id']}  pid {r['pid']}  UNRESPONSIVE ({r['error']})  "

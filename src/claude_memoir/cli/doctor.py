@@ -397,7 +397,8 @@ def _live_agent(settings: Settings) -> Finding:
         agent = SdkAgent(model=settings.model, cwd=Path(agent_dir(settings.home)))
         await agent.start()
         try:
-            return await agent.ask("Reply with the single word: ready", timeout=60)
+            answer = await agent.ask("Reply with the single word: ready", timeout=60)
+            return answer.text
         finally:
             await agent.close()
 
@@ -409,12 +410,43 @@ def _live_agent(settings: Settings) -> Finding:
     return Finding("agent", "ok", f"the agent ({settings.model}) answered: {reply[:60]!r}")
 
 
+def check_budget(settings: Settings) -> list[Finding]:
+    """Today's agent spending against MEMOIR_DAILY_BUDGET_USD / _TOKENS."""
+    from ..budget import budget_status
+    from ..store import Store
+
+    path = Path(db_path(settings.home))
+    if not path.exists():
+        return [Finding("budget", "ok", "no agent usage recorded yet")]
+    # Read-only like check_database: the doctor changes nothing without --fix.
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3)
+        try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                            " AND name = 'agent_requests'").fetchone() is None:
+                return [Finding("budget", "ok", "no agent usage recorded yet")]
+            status = budget_status(Store(conn, str(path)), settings)
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        return [Finding("budget", "warn", f"cannot read today's agent usage: {e}",
+                        "see the database finding; the budget is checked again once the "
+                        "store is readable")]
+    if status.reached:
+        return [Finding("budget", "warn", status.reason,
+                        "raise MEMOIR_DAILY_BUDGET_USD / MEMOIR_DAILY_BUDGET_TOKENS, or wait "
+                        "for tomorrow; then `memoir reprocess SESSION` replaces the fallback "
+                        "summaries")]
+    return [Finding("budget", "ok", status.reason)]
+
+
 def run_checks(settings: Settings, project_dir: Path, *, fix: bool = False,
                live: bool = False) -> list[Finding]:
     """Every check, in the order a user would fix things."""
     home = Path(settings.home)
     return (check_install(project_dir) + check_mcp(project_dir) + check_permissions(home, fix)
-            + check_database(home, fix) + check_runtime(home) + check_agent(settings, live))
+            + check_database(home, fix) + check_runtime(home) + check_agent(settings, live)
+            + check_budget(settings))
 
 
 def as_json(findings: list[Finding]) -> list[dict[str, str]]:

@@ -7,7 +7,8 @@ transaction that stores the observations made from them, so a crash at any point
 neither loses an event nor duplicates an observation.
 
 :class:`Store` is the connection's lifecycle; its queries live in one module per
-area (``sessions``, ``prompts``, ``events``, ``memories``, ``retention``).
+area (``sessions``, ``prompts``, ``events``, ``memories``, ``searchindex``,
+``retention``, ``usage``).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from .retention import RetentionQueries
 from .schema import migrate
 from .searchindex import SearchIndexQueries
 from .sessions import SessionQueries
+from .usage import UsageQueries
 
 log = get_logger(__name__)
 
 
 class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, SearchIndexQueries,
-            RetentionQueries):
+            RetentionQueries, UsageQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------

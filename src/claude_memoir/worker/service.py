@@ -35,6 +35,7 @@ from ..log import get_logger
 from ..paths import db_path, pid_path, socket_path, validate_session_id
 from ..procs import PidRecord, create_time, is_alive, write_pid_file
 from ..store import SessionRow, Store
+from ..store.usage import USAGE_RETENTION_DAYS
 from .conversation import AgentFactory, Conversation
 from .listener import listen_on
 from .pipeline import Pipeline
@@ -141,6 +142,8 @@ class Worker:
             "uptime": round(time.monotonic() - self.started, 3),
             "idle": round(time.monotonic() - self.last_activity, 3),
             "pending": self._count_pending(),
+            # Of those, held back until their prompt finishes (prompt capture).
+            "held": self.pipeline.held,
             "agent": conv.state,
             "agent_context_chars": conv.context_chars,
             "agent_rollovers": conv.rollovers,
@@ -341,6 +344,9 @@ class Worker:
         # A session SessionEnd marked failed (its worker hung) stays failed;
         # the summary written here is still what the next session sees.
         reason = self.stop_reason
+        # Retention of the usage log: an indexed delete, once per worker, at its
+        # end rather than its start (where hooks may be waiting on it).
+        await self.db.call(lambda store: store.prune_usage(USAGE_RETENTION_DAYS))
         if await self.db.call(lambda store: store.set_status(
                 session.id, "completed", reason, only_if="active")):
             log.info("session %s completed (%s)", self.session_id, reason)
