@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from ..agent.client import MemoryAgent
 from ..agent.prompts import SYSTEM_PROMPT, init_prompt, session_recap
@@ -27,7 +27,12 @@ from .storethread import StoreThread
 
 log = get_logger("claude_memoir.worker")
 
-AgentFactory = Callable[[str, Path, "str | None"], MemoryAgent]
+class AgentFactory(Protocol):
+    """Builds the session's agent: model, working directory, session to resume, project."""
+
+    def __call__(self, model: str, cwd: Path, resume: str | None,
+                 project: str | None = None) -> MemoryAgent: ...
+
 AgentState = Literal["not-started", "starting", "ready", "busy", "failed"]
 
 # Agent failures in a row before the worker stops asking and falls back...
@@ -158,7 +163,7 @@ class Conversation:
         resume = self.session.agent_session_id
         self.state = "starting"
         home = Path(agent_dir(self.settings.home))
-        agent = self.agent_factory(self.settings.model, home, resume)
+        agent = self.agent_factory(self.settings.model, home, resume, self.session.cwd or None)
         try:
             await agent.start()
         except AgentError as e:
@@ -169,7 +174,8 @@ class Conversation:
             # not cost the session its memory: start fresh once.
             log.warning("agent resume %s failed (%s); starting a fresh agent session",
                         resume, e)
-            agent = self.agent_factory(self.settings.model, home, None)
+            agent = self.agent_factory(self.settings.model, home, None,
+                                       self.session.cwd or None)
             await agent.start()
             resume = None
         self.agent = agent
