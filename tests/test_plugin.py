@@ -17,8 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_plugin_manifest_is_valid() -> None:
     manifest = json.loads((REPO / ".claude-plugin" / "plugin.json").read_text())
-    assert manifest["name"] == "claude-memoir"
+    # Not "claude-memoir": Claude Code reserves plugin names starting "claude-".
+    assert manifest["name"] == "memoir"
     assert manifest["version"]
+    market = json.loads((REPO / ".claude-plugin" / "marketplace.json").read_text())
+    assert market["name"] == "claude-memoir" and market["owner"]["name"]
+    [entry] = market["plugins"]
+    assert entry["name"] == manifest["name"] and entry["source"] == "./"
+    assert entry["version"] == manifest["version"]
 
 
 def test_plugin_hooks_match_installed_hooks(tmp_path: Path) -> None:
@@ -31,7 +37,8 @@ def test_plugin_hooks_match_installed_hooks(tmp_path: Path) -> None:
         (group,) = groups
         (hook,) = group["hooks"]
         (theirs,) = installed[event][0]["hooks"]
-        assert hook["command"] == f"${{CLAUDE_PLUGIN_ROOT}}/hooks/memoir-hook {EVENTS[event]}"
+        assert hook["command"] == (f'"${{CLAUDE_PLUGIN_ROOT}}"/hooks/memoir-hook '
+                                   f"{EVENTS[event]}")
         assert hook["timeout"] == theirs["timeout"]
         assert group.get("matcher") == installed[event][0].get("matcher")
 

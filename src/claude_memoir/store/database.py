@@ -7,7 +7,7 @@ transaction that stores the observations made from them, so a crash at any point
 neither loses an event nor duplicates an observation.
 
 :class:`Store` is the connection's lifecycle; its queries live in one module per
-area (``sessions``, ``prompts``, ``events``, ``memories``).
+area (``sessions``, ``prompts``, ``events``, ``memories``, ``health``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..log import get_logger
 from ..paths import db_path, ensure_private_dir
 from .connection import BUSY_TIMEOUT, StoreConnection, quarantine, store_error
 from .events import EventQueries
+from .health import HealthQueries
 from .memories import MemoryQueries
 from .prompts import PromptQueries
 from .schema import migrate
@@ -29,7 +30,7 @@ from .sessions import SessionQueries
 log = get_logger(__name__)
 
 
-class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries):
+class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, HealthQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------
