@@ -88,15 +88,43 @@ def _spawn_detached(argv: list[str], what: str) -> int | None:
     return pid
 
 
-def spawn_worker(home: str | os.PathLike[str], session_id: str) -> int | None:
+def worker_python(home: str | os.PathLike[str]) -> str | None:
+    """The interpreter a worker runs with; None while the plugin's is being installed.
+
+    This hook's own interpreter, except in the plugin form (without
+    ``MEMOIR_PYTHON``): there the hooks may run on a bare ``python3`` and the
+    worker uses the plugin's venv, installed in the background on first need
+    (``bootstrap``). Until it is ready no worker is started: the work waits
+    in SQLite and the installer starts the workers when it is done.
+    """
+    if not os.environ.get("CLAUDE_PLUGIN_DATA"):
+        return sys.executable  # not the plugin form: no import at all
+    from . import bootstrap
+
+    plugin = bootstrap.plugin_from_env()
+    if plugin is None:
+        return sys.executable
+    ready = bootstrap.ready_python(plugin)
+    if ready is None and bootstrap.start(plugin, home):
+        log.info("installing the plugin's worker dependencies in the background; "
+                 "events queue meanwhile")
+    return ready
+
+
+def spawn_worker(home: str | os.PathLike[str], session_id: str,
+                 python: str | None = None) -> int | None:
     """Start ``python -m claude_memoir.worker --session ID`` detached; return its pid.
 
     The worker's own lock decides which of several racing spawns survives, so
-    no check is needed here.
+    no check is needed here. None also when no interpreter is ready yet
+    (:func:`worker_python`).
     """
+    python = python or worker_python(home)
+    if python is None:
+        return None
     ensure_private_dir(run_dir(home))
     return _spawn_detached(
-        [sys.executable, "-m", "claude_memoir.worker", "--session", session_id],
+        [python, "-m", "claude_memoir.worker", "--session", session_id],
         f"worker for session {session_id}")
 
 
@@ -110,8 +138,11 @@ def spawn_reaper(home: str | os.PathLike[str], session_id: str) -> int | None:
     and starts a fresh one for whatever is pending. Concurrent reapers of one
     session exit at once (a lock).
     """
+    python = worker_python(home)
+    if python is None:
+        return None
     ensure_private_dir(run_dir(home))
-    return _spawn_detached([sys.executable, "-m", "claude_memoir.worker.reaper", session_id],
+    return _spawn_detached([python, "-m", "claude_memoir.worker.reaper", session_id],
                            f"reaper for session {session_id}")
 
 
