@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs a hook ~3 ms of imports
     from typing import Literal
 
-    Outcome = Literal["acked", "spawned", "absent", "refused", "unanswered"]
+    Outcome = Literal["acked", "spawned", "not-started", "absent", "refused", "unanswered"]
 
 log = get_logger(__name__)
 
@@ -160,7 +160,9 @@ def notify(
     """Wake the session's worker and say how it went.
 
     ``acked``: the worker took it. ``spawned``: there was none, one was started
-    (it drains everything pending, no message needed). ``absent``: none, and
+    (it drains everything pending, no message needed). ``not-started``: there
+    was none and none could be started yet (the plugin's dependencies are
+    being installed; the installer starts it). ``absent``: none, and
     ``spawn`` was False. ``refused``: the worker answered with an error.
     ``unanswered``: a worker accepted the connection but did not answer within
     ``timeout``; a reaper is started to find out whether it hangs (see
@@ -183,8 +185,9 @@ def notify(
             if e.reason in {"absent", "refused"}:
                 if not spawn:
                     return "absent"
-                spawn_worker(home, session_id)
-                return "spawned"
+                # None: the spawn failed, or the plugin's worker environment is
+                # still being installed; the work waits in SQLite either way.
+                return "spawned" if spawn_worker(home, session_id) else "not-started"
             if e.reason == "timeout":
                 log.info("worker of %s did not answer within %.3fs; a reaper checks on it",
                             session_id, timeout)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -180,8 +181,26 @@ def _check_plugin(plugin_id: str, settings: Path) -> list[Finding]:
                         f"runner {runner} is missing or not executable",
                         f"reinstall it: `/plugin uninstall {plugin_id}` then "
                         f"`/plugin install {plugin_id}`")]
-    return [Finding("install", "ok", f"hooks come from the enabled plugin {plugin_id} "
-                    f"({root})")]
+    findings = [Finding("install", "ok", f"hooks come from the enabled plugin {plugin_id} "
+                        f"({root})")]
+    python = os.environ.get("MEMOIR_PYTHON") or shutil.which("python3")
+    if python is None:
+        return findings + [Finding("install", "fail", "the plugin's hooks need a `python3` on "
+                                   "PATH and there is none (they answer {} and record nothing)",
+                                   "install Python 3.11 or later, or set MEMOIR_PYTHON")]
+    try:
+        done = subprocess.run([python, "-I", "-S", "-c",
+                               "import sys; print(sys.version_info >= (3, 11))"],
+                              capture_output=True, text=True, timeout=20)
+        modern = done.stdout.strip() == "True"
+    except (OSError, subprocess.TimeoutExpired):
+        modern = False
+    if not modern:
+        findings.append(Finding("install", "fail", f"the plugin's hooks run with {python}, which "
+                                "is not a working Python 3.11 or later (they record nothing)",
+                                "put a Python >= 3.11 first on PATH as python3, or set "
+                                "MEMOIR_PYTHON to one"))
+    return findings
 
 
 def _probe_command(settings: Path, prefix: list[str], scope: str) -> list[Finding]:
