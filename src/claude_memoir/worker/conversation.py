@@ -129,10 +129,10 @@ class Conversation:
             raise
         self.state = "ready"
         self.failures = 0
-        if self._health_unknown:
-            await self._record_health(None)
         self.context_chars += (len(SYSTEM_PROMPT) if fresh else 0) + len(text) + len(reply)
-        await self._save(agent.session_id or self.session.agent_session_id)
+        await self._save(agent.session_id or self.session.agent_session_id,
+                         agent_ok=self._health_unknown)
+        self._health_unknown = False
         return reply
 
     async def close(self) -> None:
@@ -144,8 +144,8 @@ class Conversation:
 
     # -- internals -----------------------------------------------------------
 
-    async def _record_health(self, error: AgentError | None) -> None:
-        """Record the agent's success, or its failure and why, where `memoir status` sees it.
+    async def _record_health(self, error: AgentError) -> None:
+        """Record the agent's failure and why, where `memoir status` sees it.
 
         A log line alone left users with fallback summaries and no idea why
         ("not logged in", "connection refused"). A store that cannot take the
@@ -155,10 +155,6 @@ class Conversation:
 
         session = self.session_id
         try:
-            if error is None:
-                await self.db.call(lambda store: store.record_ok("agent"))
-                self._health_unknown = False
-                return
             kind = classify(error)
             message = str(error)
             await self.db.call(
@@ -167,13 +163,17 @@ class Conversation:
         except MemoirError as e:
             log.warning("session %s: cannot record the agent's health: %s", session, e)
 
-    async def _save(self, agent_session: str | None) -> None:
+    async def _save(self, agent_session: str | None, agent_ok: bool = False) -> None:
         session_id, chars = self.session_id, self.context_chars
         assert self.session is not None
         row_id = self.session.id
 
         def save(store: Store) -> SessionRow | None:
             store.set_agent_context(row_id, agent_session, chars)
+            if agent_ok:
+                # The agent answered: clears a failure `memoir status` reports
+                # (in this call, not a transaction of its own per reply).
+                store.record_ok("agent")
             return store.get_session(session_id)
 
         self.session = await self.db.call(save) or self.session

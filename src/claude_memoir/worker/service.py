@@ -86,6 +86,7 @@ class Worker:
         # touching the store (which may be waiting on a lock).
         self.pending = 0
         self._wake = asyncio.Event()
+        self._started_recorded = False
         self._server: asyncio.AbstractServer | None = None
 
     @property
@@ -193,9 +194,6 @@ class Worker:
             self._write_pid_file()
             pid, started = os.getpid(), self.create_time
             await self.db.call(lambda store: store.set_worker(session.id, pid, started))
-            # A worker that got this far can import what it needs: clears a
-            # "cannot import" recorded by an earlier one (`memoir status`).
-            await self.db.call(lambda store: store.record_ok("worker"))
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 await self._loop()
@@ -271,7 +269,24 @@ class Worker:
         """
         while self.stop_reason is None:
             await asyncio.sleep(TICK)
+            await self._record_started()
             self.check_watchdogs()
+
+    async def _record_started(self) -> None:
+        """Record once that this worker runs: clears an earlier "cannot import" in status.
+
+        Off the start-up path (the watchdog's first tick, or the final pass),
+        so it delays no work; bookkeeping only, so a locked database is logged,
+        not fatal.
+        """
+        if self._started_recorded:
+            return
+        self._started_recorded = True
+        try:
+            await self.db.call(lambda store: store.record_ok("worker"))
+        except MemoirError as e:
+            log.warning("session %s: cannot record the worker's health: %s",
+                        self.session_id, e)
 
     def check_watchdogs(self) -> None:
         """Request a stop if the session went idle or its Claude Code process is gone."""
@@ -291,6 +306,7 @@ class Worker:
         """Final pass when the session ends: drain, summarize the open turn too."""
         session = self.session
         assert session is not None
+        await self._record_started()
         await self.pipeline.process(session, include_open=True)
         # A session SessionEnd marked failed (its worker hung) stays failed;
         # the summary written here is still what the next session sees.
