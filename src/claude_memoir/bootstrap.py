@@ -185,8 +185,11 @@ def install(plugin: Plugin, base_python: str) -> None:
                               stdin=subprocess.DEVNULL,
                               timeout=max(1.0, deadline - time.monotonic()))
         if done.returncode != 0:
-            lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
-            tail = " | ".join(lines[-3:]) or f"exit {done.returncode}"
+            # Both streams: `venv` explains a missing ensurepip (Debian's
+            # python3-venv) on stdout and only fails on stderr.
+            lines = [line for line in (done.stdout + "\n" + done.stderr).splitlines()
+                     if line.strip()]
+            tail = " | ".join(lines[-4:]) or f"exit {done.returncode}"
             raise OSError(f"`{' '.join(argv[:4])} …` failed: {tail}")
     tmp = f"{stamp}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
