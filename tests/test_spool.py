@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import time
 from pathlib import Path
 
 from claude_memoir import spool
@@ -107,7 +108,9 @@ def test_replayed_event_and_stop_keep_the_prompt_of_their_time(memoir_home: Path
         spool.write(memoir_home, "post-tool-use", payload("post_tool_use_bash"))
         spool.write(memoir_home, "stop", {**payload("stop"), "session_id": sid,
                                           "last_assistant_message": "done with 1"})
-        # ... replayed only after prompt 2 began.
+        # ... replayed only after prompt 2 began (later: times are kept to the
+        # millisecond, and a tie would be ambiguous).
+        time.sleep(0.01)
         assert store.add_prompt(row, "second") == 2
         assert spool.replay(memoir_home, lambda item: replay_item(store, item, settings)) \
             == [sid]

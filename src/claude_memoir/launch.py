@@ -16,87 +16,53 @@ from . import ipc
 from .errors import IPCError
 from .log import get_logger
 from .paths import ensure_private_dir, run_dir, socket_path
+from .spawn import spawn_detached
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs a hook ~3 ms of imports
     from typing import Literal
 
-    Outcome = Literal["acked", "spawned", "absent", "refused", "unanswered"]
+    Outcome = Literal["acked", "spawned", "not-started", "absent", "refused", "unanswered"]
 
 log = get_logger(__name__)
 
-# Variables of the user's Claude Code session that must not leak into the
-# worker's agent: they would make the agent's CLI believe it is a child of the
-# user's session (nested-session checks, the user's messaging socket).
-_SCRUB = (
-    "CLAUDECODE",
-    "CLAUDE_CODE_ENTRYPOINT",
-    "CLAUDE_CODE_SESSION_ID",
-    "CLAUDE_CODE_MESSAGING_SOCKET",
-    "CLAUDE_CODE_MESSAGING_TOKEN",
-    "CLAUDE_CODE_CHILD_SESSION",
-    "CLAUDE_CODE_CHILD_NOTES_DIR",
-    "CLAUDE_CODE_SESSION_ATTENDED",
-    "CLAUDE_ENV_FILE",
-    "CLAUDE_PROJECT_DIR",
-    "CLAUDE_PLUGIN_ROOT",
-    "CLAUDE_PLUGIN_DATA",
-)
+def worker_python(home: str | os.PathLike[str]) -> str | None:
+    """The interpreter a worker runs with; None while the plugin's is being installed.
 
-
-def worker_env() -> dict[str, str]:
-    """The environment a worker starts with.
-
-    Inherits the hook's (so ``ANTHROPIC_BASE_URL``, credentials and proxies of
-    the user's session apply to the agent too), records Claude Code's pid for the
-    parent watch, and drops the variables that tie a process to that session.
+    This hook's own interpreter, except in the plugin form (without
+    ``MEMOIR_PYTHON``): there the hooks may run on a bare ``python3`` and the
+    worker uses the plugin's venv, installed in the background on first need
+    (``bootstrap``). Until it is ready no worker is started: the work waits
+    in SQLite and the installer starts the workers when it is done.
     """
-    env = dict(os.environ)
-    if "CLAUDE_PID" in env:
-        env["MEMOIR_PARENT_PID"] = env["CLAUDE_PID"]
-    for name in _SCRUB:
-        env.pop(name, None)
-    env.pop("CLAUDE_PID", None)
-    return env
+    if not os.environ.get("CLAUDE_PLUGIN_DATA"):
+        return sys.executable  # not the plugin form: no import at all
+    from . import bootstrap
+
+    plugin = bootstrap.plugin_from_env()
+    if plugin is None:
+        return sys.executable
+    ready = bootstrap.ready_python(plugin)
+    if ready is None and bootstrap.start(plugin, home):
+        log.info("installing the plugin's worker dependencies in the background; "
+                 "events queue meanwhile")
+    return ready
 
 
-def _spawn_detached(argv: list[str], what: str) -> int | None:
-    """Start ``argv`` in a new process session with /dev/null stdio; return its pid.
-
-    New session and no inherited stdio: a child holding the hook's stdout open
-    makes Claude Code wait for it, and a child in the hook's process group
-    would get the signals meant for the hook. ``os.posix_spawn`` rather than
-    ``subprocess``: importing subprocess costs a hook ~6 ms, and the
-    descriptors Python opens are close-on-exec already. The child chdirs
-    itself (posix_spawn has no cwd).
-    """
-    env = worker_env()
-    try:
-        try:
-            actions = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
-            pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
-        except (AttributeError, NotImplementedError):  # no posix_spawn setsid here
-            import subprocess
-
-            pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, close_fds=True,
-                                   start_new_session=True, env=env).pid
-    except OSError as e:
-        log.error("cannot spawn %s: %s", what, e)
-        return None
-    log.info("spawned %s: pid %d", what, pid)
-    return pid
-
-
-def spawn_worker(home: str | os.PathLike[str], session_id: str) -> int | None:
+def spawn_worker(home: str | os.PathLike[str], session_id: str,
+                 python: str | None = None) -> int | None:
     """Start ``python -m claude_memoir.worker --session ID`` detached; return its pid.
 
     The worker's own lock decides which of several racing spawns survives, so
-    no check is needed here.
+    no check is needed here. None also when no interpreter is ready yet
+    (:func:`worker_python`).
     """
+    python = python or worker_python(home)
+    if python is None:
+        return None
     ensure_private_dir(run_dir(home))
-    return _spawn_detached(
-        [sys.executable, "-m", "claude_memoir.worker", "--session", session_id],
+    return spawn_detached(
+        [python, "-m", "claude_memoir.worker", "--session", session_id],
         f"worker for session {session_id}")
 
 
@@ -110,8 +76,11 @@ def spawn_reaper(home: str | os.PathLike[str], session_id: str) -> int | None:
     and starts a fresh one for whatever is pending. Concurrent reapers of one
     session exit at once (a lock).
     """
+    python = worker_python(home)
+    if python is None:
+        return None
     ensure_private_dir(run_dir(home))
-    return _spawn_detached([sys.executable, "-m", "claude_memoir.worker.reaper", session_id],
+    return spawn_detached([python, "-m", "claude_memoir.worker.reaper", session_id],
                            f"reaper for session {session_id}")
 
 
@@ -129,7 +98,9 @@ def notify(
     """Wake the session's worker and say how it went.
 
     ``acked``: the worker took it. ``spawned``: there was none, one was started
-    (it drains everything pending, no message needed). ``absent``: none, and
+    (it drains everything pending, no message needed). ``not-started``: there
+    was none and none could be started yet (the plugin's dependencies are
+    being installed; the installer starts it). ``absent``: none, and
     ``spawn`` was False. ``refused``: the worker answered with an error.
     ``unanswered``: a worker accepted the connection but did not answer within
     ``timeout``; a reaper is started to find out whether it hangs (see
@@ -152,8 +123,9 @@ def notify(
             if e.reason in {"absent", "refused"}:
                 if not spawn:
                     return "absent"
-                spawn_worker(home, session_id)
-                return "spawned"
+                # None: the spawn failed, or the plugin's worker environment is
+                # still being installed; the work waits in SQLite either way.
+                return "spawned" if spawn_worker(home, session_id) else "not-started"
             if e.reason == "timeout":
                 log.info("worker of %s did not answer within %.3fs; a reaper checks on it",
                             session_id, timeout)

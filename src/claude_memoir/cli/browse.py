@@ -136,10 +136,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Live workers (every session with a recorded worker, pinged) and today's spend."""
+    """Health first (one line: healthy, or degraded and why), then disk, spend, workers."""
     from .. import ipc
     from ..budget import budget_status
     from ..config import load_settings
+    from ..health import check_health
     from ..paths import socket_path
     from ..retention import usage
     from ..store import Store
@@ -147,6 +148,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings()
     home = settings.home
     with Store.open(home) as store:
+        health = check_health(store, settings)
         sessions = store.sessions_with_workers()
         backlog = store.search_backlog()
         disk = usage(home, store)
@@ -167,8 +169,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             row.update(responsive=False, error=str(e))
         rows.append(row)
     if args.json:
-        print_json({"workers": rows, "storage": disk, "agent_today": budget._asdict()})
+        print_json({"health": {"level": health.level, "headline": health.headline(),
+                               "reasons": health.reasons},
+                    "workers": rows, "storage": disk, "agent_today": budget._asdict()})
         return 0
+    print(health.headline())
+    for reason in health.reasons:
+        print(f"  - {reason}")
+    print()
     print(_storage_line(disk))
     print(f"agent today: {budget.requests} request(s); {budget.reason}")
     if budget.reached:
@@ -237,7 +245,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
-    text = "list live workers and disk usage"
+    text = "say whether memory is healthy (and if not why), then disk, spend, workers"
     p = sub.add_parser("status", help=text, description=text)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)

@@ -8,7 +8,7 @@ neither loses an event nor duplicates an observation.
 
 :class:`Store` is the connection's lifecycle; its queries live in one module per
 area (``sessions``, ``prompts``, ``events``, ``memories``, ``searchindex``,
-``retention``, ``usage``).
+``retention``, ``usage``, ``health``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..log import get_logger
 from ..paths import db_path, ensure_private_dir
 from .connection import BUSY_TIMEOUT, StoreConnection, quarantine, store_error
 from .events import EventQueries
+from .health import HealthQueries
 from .memories import MemoryQueries
 from .prompts import PromptQueries
 from .retention import RetentionQueries
@@ -34,7 +35,7 @@ log = get_logger(__name__)
 
 
 class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, SearchIndexQueries,
-            RetentionQueries, UsageQueries):
+            RetentionQueries, UsageQueries, HealthQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------

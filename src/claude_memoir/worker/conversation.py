@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..agent.client import MemoryAgent
 from ..agent.models import AgentReply
 from ..agent.prompts import SYSTEM_PROMPT, init_prompt, session_recap
 from ..agent.transcripts import remove_transcript
 from ..config import Settings
-from ..errors import AgentError
+from ..errors import AgentError, MemoirError
 from ..log import get_logger
 from ..paths import agent_dir
 from ..store import SessionRow, Store
@@ -33,7 +33,12 @@ if TYPE_CHECKING:
 
 log = get_logger("claude_memoir.worker")
 
-AgentFactory = Callable[[str, Path, "str | None"], MemoryAgent]
+class AgentFactory(Protocol):
+    """Builds the session's agent: model, working directory, session to resume, project."""
+
+    def __call__(self, model: str, cwd: Path, resume: str | None,
+                 project: str | None = None) -> MemoryAgent: ...
+
 AgentState = Literal["not-started", "starting", "ready", "busy", "failed"]
 
 # Agent failures in a row before the worker stops asking and falls back...
@@ -79,6 +84,9 @@ class Conversation:
         # agent session id so a resuming worker keeps counting.
         self.context_chars = 0
         self.rollovers = 0
+        # True until this worker recorded a success after its last failure:
+        # one health write per start and per recovery, not one per request.
+        self._health_unknown = True
 
     def adopt(self, session: SessionRow) -> None:
         """Start from the stored session: a conversation to resume keeps its size."""
@@ -129,12 +137,15 @@ class Conversation:
             # continues: count it, so the bound errs towards an early rollover.
             self.context_chars += len(text)
             await self.close()
+            await self._record_health(e)
             raise
         self.state = "ready"
         self.failures = 0
         reply = answer.text
         self.context_chars += (len(SYSTEM_PROMPT) if fresh else 0) + len(text) + len(reply)
-        await self._save(agent.session_id or self.session.agent_session_id)
+        await self._save(agent.session_id or self.session.agent_session_id,
+                         agent_ok=self._health_unknown)
+        self._health_unknown = False
         await self._record_usage(answer, kind, events, agent.session_id)
         return reply
 
@@ -184,13 +195,36 @@ class Conversation:
                  usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens,
                  "cost not reported" if cost is None else f"${cost:.4f}")
 
-    async def _save(self, agent_session: str | None) -> None:
+    async def _record_health(self, error: AgentError) -> None:
+        """Record the agent's failure and why, where `memoir status` sees it.
+
+        A log line alone left users with fallback summaries and no idea why
+        ("not logged in", "connection refused"). A store that cannot take the
+        record must not turn an agent failure into a worker failure.
+        """
+        from ..agent.failures import classify
+
+        session = self.session_id
+        try:
+            kind = classify(error)
+            message = str(error)
+            await self.db.call(
+                lambda store: store.record_failure("agent", kind, message, session))
+            self._health_unknown = True
+        except MemoirError as e:
+            log.warning("session %s: cannot record the agent's health: %s", session, e)
+
+    async def _save(self, agent_session: str | None, agent_ok: bool = False) -> None:
         session_id, chars = self.session_id, self.context_chars
         assert self.session is not None
         row_id = self.session.id
 
         def save(store: Store) -> SessionRow | None:
             store.set_agent_context(row_id, agent_session, chars)
+            if agent_ok:
+                # The agent answered: clears a failure `memoir status` reports
+                # (in this call, not a transaction of its own per reply).
+                store.record_ok("agent")
             return store.get_session(session_id)
 
         self.session = await self.db.call(save) or self.session
@@ -209,7 +243,7 @@ class Conversation:
         resume = self.session.agent_session_id
         self.state = "starting"
         home = Path(agent_dir(self.settings.home))
-        agent = self.agent_factory(self.settings.model, home, resume)
+        agent = self.agent_factory(self.settings.model, home, resume, self.session.cwd or None)
         try:
             await agent.start()
         except AgentError as e:
@@ -221,7 +255,8 @@ class Conversation:
             log.warning("agent resume %s failed (%s); starting a fresh agent session",
                         resume, e)
             await asyncio.to_thread(remove_transcript, self.settings.home, resume)
-            agent = self.agent_factory(self.settings.model, home, None)
+            agent = self.agent_factory(self.settings.model, home, None,
+                                       self.session.cwd or None)
             await agent.start()
             resume = None
         self.agent = agent

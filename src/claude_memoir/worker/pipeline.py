@@ -31,7 +31,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .. import launch, spool
-from ..agent.digest import UNAVAILABLE, fallback_summary
+from ..agent.digest import NOTHING_TO_SUMMARIZE, UNAVAILABLE, fallback_summary
 from ..agent.models import Observation, Summary
 from ..agent.prompts import EventView, batch_prompt, event_chars, observation_prompt
 from ..budget import budget_status
@@ -54,7 +54,6 @@ BATCH_SIZE = 20
 # Prompt capture: most events in one message, whatever their size (a reply
 # holds at most parser.MAX_OBSERVATIONS observations).
 MAX_BATCH_EVENTS = 200
-NOTHING_TO_SUMMARIZE = "Built from raw events; the memory agent found nothing to summarize."
 
 
 def event_view(ev: EventRow) -> EventView:

@@ -99,6 +99,7 @@ class Worker:
         # the first backfill call says otherwise; it returns at once if none).
         self._search_backlog = 1
         self._wake = asyncio.Event()
+        self._started_recorded = False
         self._server: asyncio.AbstractServer | None = None
 
     @property
@@ -320,7 +321,24 @@ class Worker:
         """
         while self.stop_reason is None:
             await asyncio.sleep(TICK)
+            await self._record_started()
             self.check_watchdogs()
+
+    async def _record_started(self) -> None:
+        """Record once that this worker runs: clears an earlier "cannot import" in status.
+
+        Off the start-up path (the watchdog's first tick, or the final pass),
+        so it delays no work; bookkeeping only, so a locked database is logged,
+        not fatal.
+        """
+        if self._started_recorded:
+            return
+        self._started_recorded = True
+        try:
+            await self.db.call(lambda store: store.record_ok("worker"))
+        except MemoirError as e:
+            log.warning("session %s: cannot record the worker's health: %s",
+                        self.session_id, e)
 
     def check_watchdogs(self) -> None:
         """Request a stop if the session went idle or its Claude Code process is gone."""
@@ -340,6 +358,7 @@ class Worker:
         """Final pass when the session ends: drain, summarize the open turn too."""
         session = self.session
         assert session is not None
+        await self._record_started()
         await self.pipeline.process(session, include_open=True)
         # A session SessionEnd marked failed (its worker hung) stays failed;
         # the summary written here is still what the next session sees.
