@@ -29,7 +29,10 @@ class Settings(Record):
     model: str = DEFAULT_MODEL
     # Context injected at SessionStart: at most this many characters in all.
     context_budget: int = 6000
-    # How many recent summaries and observation titles the context may hold.
+    # How many sessions the context shows (one block each, newest first), how
+    # many prompt summaries of a session it rolls up (the newest), and how many
+    # observation titles its index lists.
+    context_sessions: int = 5
     context_summaries: int = 5
     context_observations: int = 15
     # SessionStart sources that get context ("clear" starts empty on purpose).
@@ -64,6 +67,7 @@ class Settings(Record):
 _ENV = {
     "MEMOIR_MODEL": "model",
     "MEMOIR_CONTEXT_BUDGET": "context_budget",
+    "MEMOIR_CONTEXT_SESSIONS": "context_sessions",
     "MEMOIR_CONTEXT_SUMMARIES": "context_summaries",
     "MEMOIR_CONTEXT_OBSERVATIONS": "context_observations",
     "MEMOIR_CONTEXT_SOURCES": "context_sources",

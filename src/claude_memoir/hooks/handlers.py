@@ -42,11 +42,10 @@ def on_session_start(payload: Payload, settings: Settings) -> Output:
     session_id = payload.get("session_id")
     exclude = session_id if isinstance(session_id, str) and source == "startup" else None
     from ..recall.context import build_context
-    from ..recall.project import project_key
     from ..store import Store
 
     with Store.open(settings.home) as store:
-        text = build_context(store, settings, project_key(project_dir(payload)), exclude)
+        text = build_context(store, settings, project_dir(payload), exclude)
     if not text:
         return {}
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}

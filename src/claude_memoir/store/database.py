@@ -23,13 +23,14 @@ from .connection import BUSY_TIMEOUT, StoreConnection, quarantine, store_error
 from .events import EventQueries
 from .memories import MemoryQueries
 from .prompts import PromptQueries
+from .recall import RecallQueries
 from .schema import migrate
 from .sessions import SessionQueries
 
 log = get_logger(__name__)
 
 
-class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries):
+class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, RecallQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------
