@@ -249,6 +249,7 @@ def summary_row_from(data: dict[str, object]) -> SummaryRow:
     """A SummaryRow from a dict of its columns."""
     from .rows import SummaryRow
 
+    data.pop("terms", None)  # the search index's split identifiers (m0004), not a field
     return SummaryRow(**data)
 
 
@@ -256,6 +257,7 @@ def observation_from(data: dict[str, object]) -> ObservationRow:
     """An ObservationRow from a dict of its columns (JSON lists decoded)."""
     from .rows import ObservationRow, loads_list
 
+    data.pop("terms", None)  # the search index's split identifiers (m0004), not a field
     for key in ("event_ids", "facts", "concepts", "files_read", "files_modified"):
         data[key] = loads_list(data[key])  # type: ignore[arg-type]
     return ObservationRow(**data)
