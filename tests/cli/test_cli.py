@@ -30,6 +30,7 @@ SID_B = "7c1d2e3f-4a5b-4c6d-8e7f-bbbbbbbbbbbb"
 HOOK_EVENTS = {
     "SessionStart": "session-start",
     "UserPromptSubmit": "user-prompt-submit",
+    "PreToolUse": "pre-tool-use",
     "PostToolUse": "post-tool-use",
     "PostToolUseFailure": "post-tool-use",
     "Stop": "stop",
@@ -490,7 +491,8 @@ def test_install_keeps_user_settings_and_uninstall_restores_them(tmp_path: Path)
     assert data["model"] == "opus"
     stop_commands = [h["command"] for g in data["hooks"]["Stop"] for h in g["hooks"]]
     assert "notify-send done" in stop_commands
-    assert data["hooks"]["PreToolUse"] == mine["hooks"]["PreToolUse"]
+    # The user's own PreToolUse group stays first, ours (file-time recall) follows.
+    assert data["hooks"]["PreToolUse"][:1] == mine["hooks"]["PreToolUse"]
 
     r = memoir("uninstall", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

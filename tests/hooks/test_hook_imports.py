@@ -25,6 +25,7 @@ FORBIDDEN = {"claude_agent_sdk", "psutil", "asyncio", "anyio", "mcp", "pydantic"
 CASES = {
     "session-start": "session_start_startup",
     "user-prompt-submit": "user_prompt_submit",
+    "pre-tool-use": "pre_tool_use_read",
     "post-tool-use": "post_tool_use_bash",
     "stop": "stop",
     "session-end": "session_end_other",

@@ -7,6 +7,7 @@ same result. Each returns the hook's output (a dict printed as JSON).
 
 from __future__ import annotations
 
+from ..errors import MemoirError
 from ..log import get_logger
 from ..paths import validate_session_id
 from .payload import end_reason, project_dir, str_field
@@ -33,6 +34,10 @@ log = get_logger(__name__)
 # a background reaper that finds the worker alive.
 SESSION_END_ACK_WAIT = 0.005
 
+# Seconds a recall hook waits on a locked database: recall is optional, the
+# user is waiting, and the prompt is already recorded.
+RECALL_BUSY_TIMEOUT = 0.2
+
 
 def on_session_start(payload: Payload, settings: Settings) -> Output:
     """Inject past summaries of this project as additional context."""
@@ -52,13 +57,63 @@ def on_session_start(payload: Payload, settings: Settings) -> Output:
 
 
 def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
-    """Record the session and the prompt; make sure the session has a worker."""
+    """Record the session and the prompt; make sure the session has a worker; add past
+    observations that strongly match the prompt (prompt-time recall)."""
     session_id = validate_session_id(payload.get("session_id"))
     from .. import launch
 
     recorded("user-prompt-submit", payload, settings)
     launch.notify(settings.home, session_id, {"type": "wake"}, attempts=1)
-    return {}
+    prompt = payload.get("prompt")
+    if settings.recall_chars <= 0 or not isinstance(prompt, str):
+        return {}
+    from ..recall.inject import prompt_recall
+    from ..recall.project import project_key
+    from ..store import Store
+
+    # After the prompt is committed and the worker woken: recall is a bonus,
+    # and its failure (a locked or damaged store) must cost the record nothing.
+    cwd = project_dir(payload)
+    try:
+        with Store.open(settings.home, timeout=RECALL_BUSY_TIMEOUT) as store:
+            text = prompt_recall(store, settings, session_id, prompt, project_key(cwd), cwd)
+    except MemoirError as e:
+        log.warning("prompt-time recall skipped (%s): %s", e.reason, e)
+        return {}
+    if not text:
+        return {}
+    return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit",
+                                   "additionalContext": text}}
+
+
+def on_pre_tool_use(payload: Payload, settings: Settings) -> Output:
+    """Before Claude reads or edits a file: what past observations say about it
+    (file-time recall, once per file per session)."""
+    session_id = validate_session_id(payload.get("session_id"))
+    from ..recall.inject import FILE_TOOLS
+
+    tool_input = payload.get("tool_input")
+    if (settings.file_recall_chars <= 0 or str_field(payload, "tool_name") not in FILE_TOOLS
+            or not isinstance(tool_input, dict)):
+        return {}
+    file_path = tool_input.get("file_path")
+    if not isinstance(file_path, str) or not file_path:
+        return {}
+    from ..recall.inject import file_recall
+    from ..recall.project import project_key
+    from ..store import Store
+
+    cwd = project_dir(payload)
+    try:
+        with Store.open(settings.home, timeout=RECALL_BUSY_TIMEOUT) as store:
+            text = file_recall(store, settings, session_id, file_path, project_key(cwd),
+                               str_field(payload, "cwd") or cwd)
+    except MemoirError as e:
+        log.warning("file-time recall skipped (%s): %s", e.reason, e)
+        return {}
+    if not text:
+        return {}
+    return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "additionalContext": text}}
 
 
 def on_post_tool_use(payload: Payload, settings: Settings) -> Output:
@@ -108,6 +163,7 @@ def on_session_end(payload: Payload, settings: Settings) -> Output:
 HANDLERS: dict[str, Callable[[Payload, Settings], Output]] = {
     "session-start": on_session_start,
     "user-prompt-submit": on_user_prompt_submit,
+    "pre-tool-use": on_pre_tool_use,
     "post-tool-use": on_post_tool_use,
     "stop": on_stop,
     "session-end": on_session_end,

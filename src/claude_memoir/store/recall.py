@@ -210,15 +210,6 @@ class RecallQueries(Connected):
             out.append((score, observation_from(data)))
         return out
 
-    def term_documents(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many observations hold each FTS term (the ``observations_vocab`` table)."""
-        if not terms:
-            return {}
-        rows = self.conn.execute(
-            f"SELECT term, doc FROM observations_vocab WHERE term IN ({_marks(terms)})",
-            list(terms)).fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
-
     def observation_count(self) -> int:
         """About how many observations the store holds (the newest id: O(1), no scan)."""
         row = self.conn.execute("SELECT MAX(id) FROM observations").fetchone()

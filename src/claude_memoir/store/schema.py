@@ -358,10 +358,6 @@ def m0005_context(conn: sqlite3.Connection) -> None:
             {_files_insert("new", "files_read", 0)};
             {_files_insert("new", "files_modified", 1)};
         END;
-
-        -- How many observations hold each indexed term: prompt-time recall
-        -- drops words too common to tell observations apart before it queries.
-        CREATE VIRTUAL TABLE observations_vocab USING fts5vocab(observations_fts, 'row');
         """)
     for column, modified in (("files_read", 0), ("files_modified", 1)):
         conn.execute(_files_insert("o", column, modified)
