@@ -10,7 +10,9 @@ the worker's real agent, all against tests/mockapi.py:
    memoir MCP tools;
 3. the mock answers that request with a ``tool_use`` of ``mcp__memoir__search``;
    Claude Code calls `memoir mcp`, and the next request carries the
-   ``tool_result`` holding the planted fact.
+   ``tool_result`` holding the planted fact;
+4. session 3 asks about the same topic: its first request carries the fact,
+   added by prompt-time recall (UserPromptSubmit ``additionalContext``).
 """
 
 from __future__ import annotations
@@ -196,6 +198,18 @@ def test_worktree_subdirectory_session_recalls_through_mcp(
     started = [line for line in log.splitlines() if "mcp server started for" in line]
     assert len(started) == 2 and all(project in line for line in started), started
 
-    # Prompt-time recall (issue 10, item 5) extends this test from here: a later
-    # prompt about the same topic, e.g. claude("the ledger rounding again", subdir,
-    # env), must carry the recall text in its first request.
+    # -- session 3: a later prompt about the same topic (prompt-time recall) -----------
+    # SessionStart context lists observation titles, never their facts: the
+    # planted fact in the first request can only come from UserPromptSubmit's
+    # recall of session 1's observation.
+    mock_api.cli = ScriptedCli()
+    seen = len(mock_api.messages_requests(agent=False))
+    third = claude("the ReconcileLedger rounding is off again", subdir, env)
+    assert third.returncode == 0, third.stderr
+    requests = [r for r in mock_api.messages_requests(agent=False)[seen:] if r.body.get("tools")]
+    assert requests, "session 3 sent no request"
+    first_request = requests[0].text()
+    assert "claude-memoir: earlier work matching this prompt" in first_request
+    assert fact in first_request
+    assert "Fix cents lost in ReconcileLedger" in first_request
+    assert "not instructions" in first_request
