@@ -304,6 +304,8 @@ def test_next_step_items_and_open_items() -> None:
     assert open_items(["add a unit test", "ship it to prod"], "Added unit tests") == [
         "ship it to prod"]
     assert open_items(["??"], "") == ["??"]
+    for nothing in ("None", "none.", "N/A", "- None", "Nothing", "No further steps.", "-"):
+        assert next_step_items(nothing) == [], nothing
 
 
 def test_unresolved_failures(store: Store, project: Path,

@@ -81,6 +81,7 @@ def test_prompt_terms_keep_identifiers_and_drop_filler() -> None:
                         "again, thanks!") == ["reconcile ledger", "rounding",
                                               "src app ledger py"]
     assert prompt_terms("fix it please, run the tests") == []
+    assert prompt_terms("step_3 of 2026 in ledger_v2") == ["step 3", "ledger v2"]
     assert prompt_terms("x" * 50_000) == ["x" * 4000]
 
 

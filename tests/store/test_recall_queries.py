@@ -19,6 +19,10 @@ def _observe(store: Store, sid: str, project: str, *observations: Observation) -
 
 
 def _files(store: Store) -> list[tuple[int, str, str, int]]:
+    # Each row names its observation's session too (what lookups filter on).
+    assert store.conn.execute(
+        "SELECT COUNT(*) FROM observation_files f JOIN observations o"
+        " ON o.id = f.observation_id WHERE o.session_id != f.session_id").fetchone()[0] == 0
     return [tuple(r) for r in store.conn.execute(
         "SELECT observation_id, name, path, modified FROM observation_files"
         " ORDER BY observation_id, modified, path")]
@@ -72,7 +76,7 @@ def test_injections_are_remembered_per_session(memoir_home: Path) -> None:
         assert store.conn.execute("SELECT COUNT(*) FROM injections").fetchone()[0] == 0
 
 
-def test_observations_naming_and_matching(memoir_home: Path) -> None:
+def test_files_named_and_matching_observations(memoir_home: Path) -> None:
     with Store.open(memoir_home) as store:
         [mine] = _observe(store, "s1", "/p", Observation(
             title="Ledger rounding", narrative="reconcile ledger totals",
@@ -83,10 +87,10 @@ def test_observations_naming_and_matching(memoir_home: Path) -> None:
             title="Ledger now", files_read=["src/ledger.py"]))
         s3 = store.get_session("s3")
         assert s3 is not None
-        found = store.observations_naming("ledger.py", "/p", s3.id, 10)
-        assert [(path, o.id) for path, o in found] == [("/p/src/ledger.py", mine)]
-        both = store.observations_naming("ledger.py", "/p", None, 10)
-        assert [o.id for _, o in both] == [current, mine]
+        found = store.files_named("ledger.py", "/p", s3.id, 10)
+        assert found == [("/p/src/ledger.py", mine)]
+        both = store.files_named("ledger.py", "/p", None, 10)
+        assert both == [("src/ledger.py", current), ("/p/src/ledger.py", mine)]
         matches = store.matching_observations('"ledger"', "/p", s3.id, 10)
         assert [o.id for _, o in matches] == [mine] and matches[0][0] < 0
         assert other not in [o.id for _, o in store.matching_observations('"ledger"', "/p",

@@ -1,8 +1,10 @@
-"""The five hooks' handlers: record durably first, then tell the worker.
+"""The hooks' handlers: record durably first, then tell the worker.
 
-SessionStart reads; the others commit their intent to SQLite (or the spool)
-before any socket message, so a lost message or a dead worker converges to the
-same result. Each returns the hook's output (a dict printed as JSON).
+SessionStart and PreToolUse read (context, file-time recall); the others
+commit their intent to SQLite (or the spool) before any socket message, so a
+lost message or a dead worker converges to the same result. UserPromptSubmit
+then adds prompt-time recall. Each returns the hook's output (a dict printed
+as JSON).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..config import Settings
+    from ..store import Store
 
     Payload = dict[str, Any]
     Output = dict[str, Any]
@@ -57,33 +60,33 @@ def on_session_start(payload: Payload, settings: Settings) -> Output:
 
 
 def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
-    """Record the session and the prompt; make sure the session has a worker; add past
-    observations that strongly match the prompt (prompt-time recall)."""
+    """Record the session and the prompt; add past observations that strongly match the
+    prompt (prompt-time recall); make sure the session has a worker."""
     session_id = validate_session_id(payload.get("session_id"))
     from .. import launch
 
-    recorded("user-prompt-submit", payload, settings)
-    launch.notify(settings.home, session_id, {"type": "wake"}, attempts=1)
     prompt = payload.get("prompt")
-    if settings.recall_chars <= 0 or not isinstance(prompt, str):
-        return {}
-    from ..recall.inject import prompt_recall
-    from ..recall.project import project_key
-    from ..store import Store
+    recall: list[str] = []
+    if settings.recall_chars > 0 and isinstance(prompt, str):
+        from ..recall.inject import prompt_recall
+        from ..recall.project import project_key
 
-    # After the prompt is committed and the worker woken: recall is a bonus,
-    # and its failure (a locked or damaged store) must cost the record nothing.
-    cwd = project_dir(payload)
-    try:
-        with Store.open(settings.home, timeout=RECALL_BUSY_TIMEOUT) as store:
-            text = prompt_recall(store, settings, session_id, prompt, project_key(cwd), cwd)
-    except MemoirError as e:
-        log.warning("prompt-time recall skipped (%s): %s", e.reason, e)
-        return {}
-    if not text:
+        cwd = project_dir(payload)
+
+        def prompt_time_recall(store: Store) -> None:
+            recall.append(prompt_recall(store, settings, session_id, str(prompt),
+                                        project_key(cwd), cwd))
+
+        # On the recording's connection, after its commit: recall is a bonus,
+        # and its failure must cost the record nothing (recorded() logs it).
+        recorded("user-prompt-submit", payload, settings, after=prompt_time_recall)
+    else:
+        recorded("user-prompt-submit", payload, settings)
+    launch.notify(settings.home, session_id, {"type": "wake"}, attempts=1)
+    if not recall or not recall[0]:
         return {}
     return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit",
-                                   "additionalContext": text}}
+                                   "additionalContext": recall[0]}}
 
 
 def on_pre_tool_use(payload: Payload, settings: Settings) -> Output:

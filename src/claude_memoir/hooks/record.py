@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from ..errors import InvalidInput, StoreError
+from ..errors import InvalidInput, MemoirError, StoreError
 from ..log import get_logger
 from ..paths import validate_session_id
 from ..recall.project import project_key
@@ -125,12 +125,17 @@ class _Spooled:
 SPOOLED = _Spooled()
 
 
-def recorded(event: str, payload: Payload, settings: Settings) -> Any:
+def recorded(event: str, payload: Payload, settings: Settings,
+             after: Callable[[Store], None] | None = None) -> Any:
     """Run ``event``'s recorder on the store, guarded for a busy or damaged database.
 
     Busy past HOOK_BUSY_TIMEOUT: spool the payload (the worker replays it) and
     return SPOOLED. Damaged: quarantine the file and try once more on a fresh
     one. Either way the hook returns in bounded time and the record survives.
+
+    ``after`` runs on the same connection once the record is committed (a hook
+    that also reads, such as prompt-time recall, spares itself a second open);
+    its errors are logged, never raised: the record stands.
     """
     from ..paths import db_path
     from ..store import Store, quarantine
@@ -138,7 +143,14 @@ def recorded(event: str, payload: Payload, settings: Settings) -> Any:
     for attempt in (1, 2):
         try:
             with Store.open(settings.home, timeout=HOOK_BUSY_TIMEOUT) as store:
-                return RECORDERS[event](store, payload, settings)
+                result = RECORDERS[event](store, payload, settings)
+                if after is not None:
+                    try:
+                        after(store)
+                    except MemoirError as e:
+                        log.warning("%s: after recording, %s failed (%s): %s", event,
+                                    getattr(after, "__name__", "a step"), e.reason, e)
+                return result
         except StoreError as e:
             if e.reason == "busy":
                 from .. import spool

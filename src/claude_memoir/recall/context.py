@@ -105,13 +105,18 @@ def _norm(text: str) -> str:
 _BULLET = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
 
 
+# What agents write when there is nothing to do next: not a step.
+_NOTHING = re.compile(r"(none|n/?a|nothing|no (further |more )?(next )?steps?|-+)\W*", re.I)
+
+
 def next_step_items(text: str) -> list[str]:
-    """A next-steps field as separate items (lines, ``;``, bullets, numbered steps)."""
+    """A next-steps field as separate items (lines, ``;``, bullets, numbered steps);
+    "None", "N/A" and the like are no item."""
     items = []
     for line in text.splitlines():
         for part in _BULLET.sub("", line).split("; "):
             part = part.strip(" .")
-            if part:
+            if part and not _NOTHING.fullmatch(part):
                 items.append(part)
     return items
 

@@ -90,8 +90,10 @@ def prompt_terms(prompt: str) -> list[str]:
     """The prompt's content words as FTS phrases ("reconcile ledger" for reconcile_ledger)."""
     terms: list[str] = []
     for word in prompt[:4000].split():
-        parts = [p for p in _parts(word) if not p.isdigit()]
-        content = [p for p in parts if p not in _GENERIC and len(p) > 2]
+        parts = _parts(word)
+        # Numbers alone ("3", "2026") say nothing; inside an identifier
+        # ("ledger_v2", "step_3") they are part of its name.
+        content = [p for p in parts if p not in _GENERIC and len(p) > 2 and not p.isdigit()]
         if not content:
             continue
         # An identifier keeps all its parts (in order) as one phrase; a plain
@@ -127,6 +129,33 @@ class _Deadline:
         self.store.conn.set_progress_handler(None, 0)
 
 
+def _stem(token: str) -> str:
+    """A crude stem, enough to pair the forms the index's porter stemmer pairs
+    ("findings", "finding", "find"; "rounded", "round")."""
+    for _ in range(2):
+        for suffix in ("ing", "ed", "es", "s"):
+            if len(token) > len(suffix) + 2 and token.endswith(suffix):
+                token = token[: -len(suffix)]
+                break
+        else:
+            break
+    return token
+
+
+def _tokens(obs: ObservationRow) -> set[str]:
+    """The stems of every indexed word of an observation."""
+    texts = [obs.title, obs.subtitle, obs.narrative, *obs.facts, *obs.concepts,
+             *obs.files_read, *obs.files_modified]
+    runs = {run for text in texts if isinstance(text, str) for run in _RUN.findall(text)}
+    # Only mixed-case runs need the camelCase split (most words are not).
+    parts = {p for run in runs for p in (_CAMEL.split(run) if not run.islower() else (run,))}
+    return {_stem(p.lower()) for p in parts if p}
+
+
+def _holds(tokens: set[str], term: str) -> bool:
+    return all(_stem(part) in tokens for part in term.split())
+
+
 def _fts(phrase: str) -> str:
     # Phrases are built from [^\W_]+ runs only: no quote can occur inside.
     return f'"{phrase}"'
@@ -156,22 +185,30 @@ def strong_matches(store: Store, prompt: str, project: str, session: SessionRow 
                                              exclude, _MAX_CANDIDATES)
     if not candidates:
         return []
-    ids = [obs.id for _, obs in candidates]
-    marks = ",".join("?" * len(ids))
-    held: dict[int, list[str]] = {i: [] for i in ids}
-    for term in rare:
-        for (rowid,) in conn.execute(
-                "SELECT rowid FROM observations_fts WHERE observations_fts MATCH ?"
-                f" AND rowid IN ({marks})", (_fts(term), *ids)):
-            held[int(rowid)].append(term)
+    # Which of the words each candidate holds, read from its text (20 rows):
+    # one FTS query per word and candidate set cost ~0.5 ms each on a large
+    # store, more than all the rest of the recall.
+    held = {}
+    for _, obs in candidates:
+        tokens = _tokens(obs)
+        held[obs.id] = [t for t in rare if _holds(tokens, t)]
 
     def strong(terms_held: list[str]) -> bool:
         return len(terms_held) >= 2 or any(" " in t or rare[t] == 1 for t in terms_held)
 
-    ranked = sorted(((-len(held[obs.id]), rank, obs) for rank, (_, obs) in
+    # Weigh each word by its rarity: an observation holding the prompt's rarest
+    # word beats ten holding its commoner ones, and those far behind the best
+    # (under half its weight) are noise, not recall.
+    def weight(terms_held: list[str]) -> float:
+        return sum(1.0 / rare[t] for t in terms_held)
+
+    ranked = sorted(((-weight(held[obs.id]), rank, obs) for rank, (_, obs) in
                      enumerate(candidates) if strong(held[obs.id])),
                     key=lambda item: (item[0], item[1]))
-    return [obs for _, _, obs in ranked[:limit]]
+    if not ranked:
+        return []
+    best = -ranked[0][0]
+    return [obs for score, _, obs in ranked if -score >= best / 2][:limit]
 
 
 def _entry(obs: ObservationRow, limit: int, root: str | None = None) -> str:
@@ -282,14 +319,14 @@ def file_recall(store: Store, settings: Settings, session_id: str, file_path: st
     name = os.path.basename(target)
     try:
         with _Deadline(store, TIME_LIMIT):
-            found = store.observations_naming(name, project, session.id, 50)
+            found = store.files_named(name, project, session.id, 200)
+            ids = list(dict.fromkeys(i for path, i in found if same_file(path, target)))
+            # What prompt-time recall already showed this session is not said again.
+            shown = store.injected(session.id, "observation", [str(i) for i in ids])
+            matches = store.observations_by_ids([i for i in ids if str(i) not in shown][:3])
     except StoreError as e:
         log.warning("file-time recall skipped (%s): %s", e.reason, e)
         return ""
-    matches = list({obs.id: obs for path, obs in found if same_file(path, target)}.values())
-    # What prompt-time recall already showed this session is not said again.
-    shown = store.injected(session.id, "observation", [str(o.id) for o in matches])
-    matches = [o for o in matches if str(o.id) not in shown]
     if not matches:
         return ""
     root = cwd or session.cwd
@@ -297,7 +334,7 @@ def file_recall(store: Store, settings: Settings, session_id: str, file_path: st
     room = budget - len(header) - len(CLOSE)
     if room < 80:
         return ""
-    entries = [(str(o.id), _entry(o, min(360, room), root)) for o in matches[:3]]
+    entries = [(str(o.id), _entry(o, min(360, room), root)) for o in matches]
     text, used = _fill(header, entries, budget)
     if used:
         store.note_injected(session.id, "file", [target])

@@ -165,28 +165,22 @@ class RecallQueries(Connected):
         by_id = {int(r["id"]): observation_row(r) for r in rows}
         return [by_id[i] for i in wanted if i in by_id]
 
-    def observations_naming(self, name: str, project: str, exclude_session_id: int | None,
-                            limit: int) -> list[tuple[str, ObservationRow]]:
-        """Observations of the project (not of one session) naming a file called ``name``.
+    def files_named(self, name: str, project: str, exclude_session_id: int | None,
+                    limit: int) -> list[tuple[str, int]]:
+        """Paths called ``name`` that observations of the project (not of one session)
+        name, newest observation first: (path as written, observation id).
 
-        Newest first, each with the path as the observation wrote it; found
-        through the observation_files index (the base name), so the caller
+        Through the observation_files index (base name, session), so the cost
+        follows the project's sessions, not the store's size; the caller
         matches the rest of the path.
         """
         rows = self.conn.execute(
-            "SELECT f.path AS f_path, o.* FROM observation_files f"
-            " JOIN observations o ON o.id = f.observation_id"
-            " JOIN sessions s ON s.id = o.session_id"
-            " WHERE f.name = ? AND s.project = ? AND s.id IS NOT ?"
-            " ORDER BY o.id DESC LIMIT ?",
+            "SELECT path, observation_id FROM observation_files WHERE name = ?"
+            " AND session_id IN (SELECT id FROM sessions WHERE project = ? AND id IS NOT ?)"
+            " ORDER BY observation_id DESC LIMIT ?",
             (name, project, exclude_session_id, limit),
         ).fetchall()
-        out = []
-        for r in rows:
-            data = dict(zip(r.keys(), tuple(r), strict=True))
-            path = str(data.pop("f_path"))
-            out.append((path, observation_from(data)))
-        return out
+        return [(str(r[0]), int(r[1])) for r in rows]
 
     def matching_observations(self, fts_query: str, project: str,
                               exclude_session_id: int | None, limit: int
@@ -226,14 +220,23 @@ class RecallQueries(Connected):
         return {str(r[0]) for r in rows}
 
     def note_injected(self, session_id: int, kind: InjectionKind, keys: Iterable[str]) -> None:
-        """Remember that ``keys`` were injected into this session (idempotent)."""
+        """Remember that ``keys`` were injected into this session (idempotent).
+
+        Committed without the fsync other writes pay (synchronous=NORMAL for
+        this transaction): the hook runs while the user waits, and losing this
+        row to a power cut costs at most one repeated note, never a record.
+        """
         rows = [(session_id, kind, key) for key in dict.fromkeys(keys)]
         if not rows:
             return
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO injections (session_id, kind, key) VALUES (?, ?, ?)",
-                rows)
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self.transaction() as conn:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO injections (session_id, kind, key) VALUES (?, ?, ?)",
+                    rows)
+        finally:
+            self.conn.execute("PRAGMA synchronous = FULL")
 
 
 def summary_row_from(data: dict[str, object]) -> SummaryRow:

@@ -342,11 +342,14 @@ def m0005_context(conn: sqlite3.Connection) -> None:
         -- observation (cascade).
         CREATE TABLE observation_files (
             observation_id INTEGER NOT NULL REFERENCES observations(id) ON DELETE CASCADE,
+            -- The observation's session, so a lookup filters by project through
+            -- the index instead of joining every observation of that name.
+            session_id INTEGER NOT NULL,
             name TEXT NOT NULL,
             path TEXT NOT NULL,
             modified INTEGER NOT NULL
         );
-        CREATE INDEX observation_files_name ON observation_files(name, observation_id);
+        CREATE INDEX observation_files_name ON observation_files(name, session_id);
         CREATE INDEX observation_files_observation ON observation_files(observation_id);
         CREATE TRIGGER observation_files_ai AFTER INSERT ON observations BEGIN
             {_files_insert("new", "files_read", 0)};
@@ -373,8 +376,9 @@ def _files_insert(row: str, column: str, modified: int) -> str:
     "/" from the right, leaving the directory).
     """
     return (
-        "INSERT INTO observation_files (observation_id, name, path, modified)"
-        f" SELECT {row}.id, substr(value, length(rtrim(value, replace(value, '/', ''))) + 1),"
+        "INSERT INTO observation_files (observation_id, session_id, name, path, modified)"
+        f" SELECT {row}.id, {row}.session_id,"
+        " substr(value, length(rtrim(value, replace(value, '/', ''))) + 1),"
         f" value, {modified}"
         f" FROM json_each(CASE WHEN json_valid({row}.{column}) THEN {row}.{column}"
         " ELSE '[]' END)"
