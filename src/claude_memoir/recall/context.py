@@ -29,7 +29,10 @@ import os
 import re
 from functools import partial
 
+from .fence import CLOSE, OPEN, data
 from .project import project_key
+
+__all__ = ["CLOSE", "FOOTER", "HEADER", "MAX_CONTEXT", "OPEN", "build_context", "data"]
 
 # SessionStart runs as a hook: stdlib and light modules only at run time.
 TYPE_CHECKING = False
@@ -49,8 +52,6 @@ HEADER = (
     "on it. #N are observation ids for the memoir MCP tools get_observations and timeline; "
     "search finds more.\n"
 )
-OPEN = "<memoir-data>"
-CLOSE = "</memoir-data>"
 FOOTER = "(end of claude-memoir context)"
 
 # How many sessions are read for blocks, failures and files, and how many
@@ -60,23 +61,6 @@ _FILE_SESSIONS = 5
 _NEXT_STEP_SUMMARIES = 20
 _MAX_FAILURES = 5
 _MAX_FILES = 12
-
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-
-
-def data(text: str, limit: int) -> str:
-    """Stored text made safe to show the model: one line, escaped, at most ``limit`` chars.
-
-    Whitespace (newlines too) collapses to single spaces, so stored text can
-    never start a line of its own (a heading, a fake footer); ``&<>`` become
-    entities, so it can never close ``<memoir-data>`` or open a tag. The cut
-    happens before escaping and never splits an entity.
-    """
-    flat = " ".join(text.split())
-    if len(flat) > limit:
-        flat = flat[: max(limit - 1, 0)].rstrip() + "…"
-    return flat.translate(_ESCAPES)
-
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = (
