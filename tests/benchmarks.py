@@ -31,6 +31,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -155,6 +156,8 @@ class Row:
     unit: str = ""
     failures: int = 0
     note: str = ""
+    cpu_ms: float | None = None
+    cpu_x_floor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,9 @@ class Result:
     returncode: int
     stdout: bytes = b""
     stderr: bytes = b""
+    # CPU seconds (user + system) of the process; None where it cannot be told
+    # (processes run concurrently, or not by run_process).
+    cpu: float | None = None
 
 
 @dataclass
@@ -174,9 +180,12 @@ class Samples:
     times: list[float] = field(default_factory=list)
     failures: int = 0
     problems: list[str] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
     def add(self, result: Result, problem: str | None) -> None:
         self.times.append(result.seconds)
+        if result.cpu is not None:
+            self.cpu.append(result.cpu)
         if problem is not None:
             self.failures += 1
             if len(self.problems) < 3:
@@ -194,9 +203,19 @@ class Samples:
 
 
 def timed_row(section: str, case: str, samples: Samples, floor: float, *,
-              max_x: float | None = None, max_ms: float | None = None, note: str = "") -> Row:
-    """A row for a timed case; PASS needs no failed run and the median within target."""
+              max_x: float | None = None, max_ms: float | None = None, note: str = "",
+              floor_cpu: float | None = None) -> Row:
+    """A row for a timed case; PASS needs no failed run and the median within target.
+
+    With ``floor_cpu`` (the floor's mean CPU seconds) the note also gives the
+    case's mean CPU time and its ratio to the floor's.
+    """
     median = samples.median
+    cpu_ms = cpu_x = None
+    if floor_cpu and samples.cpu:
+        mean_cpu = statistics.mean(samples.cpu)
+        cpu_ms, cpu_x = round(mean_cpu * 1000, 1), round(mean_cpu / floor_cpu, 2)
+        note = "; ".join(filter(None, [f"CPU {cpu_ms} ms = {cpu_x}x floor's", note]))
     ok: bool | None = None
     target = ""
     if max_x is not None:
@@ -208,7 +227,7 @@ def timed_row(section: str, case: str, samples: Samples, floor: float, *,
         note = "; ".join(filter(None, [note, *samples.problems]))
     return Row(section, case, target, ok, len(samples.times), round(median * 1000, 1),
                round(samples.p95 * 1000, 1), round(median / floor, 2),
-               failures=samples.failures, note=note)
+               failures=samples.failures, note=note, cpu_ms=cpu_ms, cpu_x_floor=cpu_x)
 
 
 def value_row(section: str, case: str, value: float, unit: str, *, target: str = "",
@@ -221,14 +240,24 @@ def value_row(section: str, case: str, value: float, unit: str, *, target: str =
 
 
 def run_process(argv: list[str], data: bytes, env: dict[str, str], cwd: Path) -> Result:
-    """Run one process to completion and time it from spawn to exit."""
+    """Run one process to completion and time it from spawn to exit.
+
+    Also its CPU time, from this process's reaped-children totals: exact when
+    processes run one at a time (interleave), meaningless in a pool (run_pool
+    drops it). On a loaded machine wall times swing with the neighbours' load;
+    CPU time says what the hook itself costs.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     try:
         done = subprocess.run(argv, input=data, capture_output=True, env=env, cwd=cwd,
                               timeout=PROCESS_TIMEOUT)
     except subprocess.TimeoutExpired as e:
         return Result(time.perf_counter() - started, -9, e.stdout or b"", e.stderr or b"")
-    return Result(time.perf_counter() - started, done.returncode, done.stdout, done.stderr)
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Result(elapsed, done.returncode, done.stdout, done.stderr, cpu)
 
 
 def hook_problem(result: Result) -> str | None:
@@ -518,10 +547,12 @@ class Sandbox:
             os.environ.clear()
             os.environ.update(saved)
 
-    def hook(self, event: str, payload: dict[str, Any]) -> Result:
-        """Run one hook process exactly as installed, the payload on stdin."""
+    def hook(self, event: str, payload: dict[str, Any],
+             env: dict[str, str] | None = None) -> Result:
+        """Run one hook process exactly as installed, the payload on stdin (``env``:
+        variables set for this run only)."""
         return run_process(self.bench.hook_argv(event), json.dumps(payload).encode(),
-                           self.env, self.project)
+                           {**self.env, **(env or {})}, self.project)
 
     def must_hook(self, event: str, payload: dict[str, Any]) -> None:
         """Run a hook that sets up a scenario; BenchError if it misbehaves."""
@@ -642,7 +673,9 @@ def run_pool(jobs: list[Callable[[], Result]], concurrency: int) -> tuple[list[R
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency)
     started = time.perf_counter()
     try:
-        results = list(pool.map(lambda job: job(), jobs))
+        # CPU deltas of concurrent children overlap: not this process's own.
+        results = [dataclasses.replace(r, cpu=None)
+                   for r in pool.map(lambda job: job(), jobs)]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return results, time.perf_counter() - started
@@ -734,9 +767,11 @@ def bench_hooks(bench: Bench) -> list[Row]:
                "stop": 1.25, "session-end (hung worker)": 1.25}
     notes = {"session-end (hung worker)": "worker SIGSTOPped before the hook",
              "session-end (live worker)": "report only"}
+    floor_cpu = statistics.mean(samples[FLOOR].cpu)
     for case in cases[2:]:
         rows.append(timed_row(section, case.name, samples[case.name], floor,
-                              max_x=targets.get(case.name), note=notes.get(case.name, "")))
+                              max_x=targets.get(case.name), note=notes.get(case.name, ""),
+                              floor_cpu=floor_cpu))
     return rows
 
 
@@ -834,6 +869,13 @@ def bench_history(bench: Bench) -> list[Row]:
                     "user_prompt_submit", sid,
                     prompt=f"why do the zephyr{i:03d} totals drift in reconcile_ledger "
                            "after the cache query change?")), check_prompt),
+            # The same hook and prompts with prompt-time recall off: what recall costs.
+            Case("user-prompt-submit, recall off (large history)", lambda i: box.hook(
+                "user-prompt-submit", box.payloads.make(
+                    "user_prompt_submit", sid,
+                    prompt=f"why do the zephyr{i:03d} totals drift in reconcile_ledger "
+                           "after the cache query change?"),
+                env={"MEMOIR_RECALL_CHARS": "0"}), hook_problem),
             # A file the history's observations read, a different one each run.
             Case("pre-tool-use Read (large history)", lambda i: box.hook(
                 "pre-tool-use", box.payloads.make(
@@ -844,11 +886,18 @@ def bench_history(bench: Bench) -> list[Row]:
         ]
         samples = interleave(cases, plan.runs)
     rows, floor = baseline_rows(section, samples)
-    rows.append(timed_row(section, cases[2].name, samples[cases[2].name], floor, max_x=2.0))
+    floor_cpu = statistics.mean(samples[FLOOR].cpu)
+    rows.append(timed_row(section, cases[2].name, samples[cases[2].name], floor, max_x=2.0,
+                          floor_cpu=floor_cpu))
     rows.append(timed_row(section, cases[3].name, samples[cases[3].name], floor, max_x=1.25,
+                          floor_cpu=floor_cpu,
                           note=f"planted topic recalled in {sum(recalled)}/{len(recalled)} "
                                f"runs, decoy project's in {sum(leaked)}"))
-    rows.append(timed_row(section, cases[4].name, samples[cases[4].name], floor, max_x=1.25,
+    rows.append(timed_row(section, cases[4].name, samples[cases[4].name], floor,
+                          note="MEMOIR_RECALL_CHARS=0: the difference is recall's cost",
+                          floor_cpu=floor_cpu))
+    rows.append(timed_row(section, cases[5].name, samples[cases[5].name], floor, max_x=1.25,
+                          floor_cpu=floor_cpu,
                           note=f"file note injected in {sum(file_notes)}/{len(file_notes)} runs"))
     rows.append(value_row(
         section, "additionalContext length (max of runs)", max(lengths, default=0), "chars",
