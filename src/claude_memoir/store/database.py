@@ -25,12 +25,14 @@ from .memories import MemoryQueries
 from .prompts import PromptQueries
 from .recall import RecallQueries
 from .schema import migrate
+from .searchindex import SearchIndexQueries
 from .sessions import SessionQueries
 
 log = get_logger(__name__)
 
 
-class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, RecallQueries):
+class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, SearchIndexQueries,
+            RecallQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------
