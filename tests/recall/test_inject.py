@@ -232,3 +232,14 @@ def test_file_recall_bounded_and_disabled(store: Store, project: Path,
     store.upsert_session("reader2", key, str(project))
     assert file_recall(store, settings(monkeypatch, MEMOIR_FILE_RECALL_CHARS=0), "reader2",
                        f"{project}/big.py", key) == ""
+
+
+def test_the_current_sessions_own_observations_are_not_recalled(
+        store: Store, project: Path, history: dict[str, int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the session itself recorded is in its own conversation already."""
+    st = settings(monkeypatch)
+    key = project_key(project)
+    assert prompt_recall(store, st, "current-session", "CURRENTFACT again", key) == ""
+    store.upsert_session("later-session", key, str(project))
+    assert "CURRENTFACT" in prompt_recall(store, st, "later-session", "CURRENTFACT again", key)
