@@ -185,7 +185,7 @@ def _session_block(session: SessionRow, summaries: list[SummaryRow],
     head = " · ".join(filter(None, [
         f"## Session {data(session.claude_session_id[:8], 8)}",
         _when(session.started_at), count,
-        "partly built from raw events" if fallback else ""]))
+        "fallback summary (built from raw events)" if fallback else ""]))
     out = [head]
     for label, field in fields:
         values = []
