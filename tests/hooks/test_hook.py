@@ -75,6 +75,17 @@ def test_session_start_clear_and_other_projects_get_nothing(run_hook: HookRunner
     assert _out(run_hook("session-start", elsewhere)) == {}
 
 
+def test_session_start_sources_are_configurable(run_hook: HookRunner, memoir_home: Path) -> None:
+    _history(memoir_home, PROJECT, "MARKER-42")
+    resume = payload("session_start_resume")
+    cleared = dict(payload("session_start_startup"), source="clear")
+    only_startup = {"MEMOIR_CONTEXT_SOURCES": "startup"}
+    assert _out(run_hook("session-start", resume, env=only_startup)) == {}
+    with_clear = {"MEMOIR_CONTEXT_SOURCES": "startup,clear"}
+    out = _out(run_hook("session-start", cleared, env=with_clear))
+    assert "MARKER-42" in out["hookSpecificOutput"]["additionalContext"]
+
+
 def test_session_start_uses_claude_project_dir_over_cwd(run_hook: HookRunner,
                                                         memoir_home: Path) -> None:
     _history(memoir_home, PROJECT, "MARKER-42")
