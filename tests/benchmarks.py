@@ -33,6 +33,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -60,6 +61,7 @@ import psutil
 
 import claude_memoir
 from claude_memoir import ipc, launch
+from claude_memoir.agent.models import Observation, Summary
 from claude_memoir.cli import install
 from claude_memoir.config import Settings
 from claude_memoir.paths import db_path, socket_path
@@ -70,10 +72,10 @@ TESTS = Path(__file__).resolve().parent
 # conftest and mockapi import each other as top-level modules (pytest's rootdir
 # layout), so the benchmark does the same.
 sys.path.insert(0, str(TESTS))
-from conftest import kill_workers, pid_alive  # noqa: E402
+from conftest import kill_workers, memoir_command, pid_alive  # noqa: E402
 from mockapi import MockAnthropic, RecordedRequest  # noqa: E402
 
-SECTIONS = ("hooks", "history", "worker", "burst", "tokens")
+SECTIONS = ("hooks", "history", "worker", "burst", "tokens", "recall")
 BARE = "bare python -c pass"
 FLOOR = "floor python -c 'import json, sqlite3, socket'"
 # A hook process that takes longer than this is counted failed (Claude Code's own
@@ -157,6 +159,8 @@ class Row:
     unit: str = ""
     failures: int = 0
     note: str = ""
+    cpu_ms: float | None = None
+    cpu_x_floor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,9 @@ class Result:
     returncode: int
     stdout: bytes = b""
     stderr: bytes = b""
+    # CPU seconds (user + system) of the process; None where it cannot be told
+    # (processes run concurrently, or not by run_process).
+    cpu: float | None = None
 
 
 @dataclass
@@ -176,9 +183,12 @@ class Samples:
     times: list[float] = field(default_factory=list)
     failures: int = 0
     problems: list[str] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
     def add(self, result: Result, problem: str | None) -> None:
         self.times.append(result.seconds)
+        if result.cpu is not None:
+            self.cpu.append(result.cpu)
         if problem is not None:
             self.failures += 1
             if len(self.problems) < 3:
@@ -196,9 +206,19 @@ class Samples:
 
 
 def timed_row(section: str, case: str, samples: Samples, floor: float, *,
-              max_x: float | None = None, max_ms: float | None = None, note: str = "") -> Row:
-    """A row for a timed case; PASS needs no failed run and the median within target."""
+              max_x: float | None = None, max_ms: float | None = None, note: str = "",
+              floor_cpu: float | None = None) -> Row:
+    """A row for a timed case; PASS needs no failed run and the median within target.
+
+    With ``floor_cpu`` (the floor's mean CPU seconds) the note also gives the
+    case's mean CPU time and its ratio to the floor's.
+    """
     median = samples.median
+    cpu_ms = cpu_x = None
+    if floor_cpu and samples.cpu:
+        mean_cpu = statistics.mean(samples.cpu)
+        cpu_ms, cpu_x = round(mean_cpu * 1000, 1), round(mean_cpu / floor_cpu, 2)
+        note = "; ".join(filter(None, [f"CPU {cpu_ms} ms = {cpu_x}x floor's", note]))
     ok: bool | None = None
     target = ""
     if max_x is not None:
@@ -210,7 +230,7 @@ def timed_row(section: str, case: str, samples: Samples, floor: float, *,
         note = "; ".join(filter(None, [note, *samples.problems]))
     return Row(section, case, target, ok, len(samples.times), round(median * 1000, 1),
                round(samples.p95 * 1000, 1), round(median / floor, 2),
-               failures=samples.failures, note=note)
+               failures=samples.failures, note=note, cpu_ms=cpu_ms, cpu_x_floor=cpu_x)
 
 
 def value_row(section: str, case: str, value: float, unit: str, *, target: str = "",
@@ -223,14 +243,24 @@ def value_row(section: str, case: str, value: float, unit: str, *, target: str =
 
 
 def run_process(argv: list[str], data: bytes, env: dict[str, str], cwd: Path) -> Result:
-    """Run one process to completion and time it from spawn to exit."""
+    """Run one process to completion and time it from spawn to exit.
+
+    Also its CPU time, from this process's reaped-children totals: exact when
+    processes run one at a time (interleave), meaningless in a pool (run_pool
+    drops it). On a loaded machine wall times swing with the neighbours' load;
+    CPU time says what the hook itself costs.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     try:
         done = subprocess.run(argv, input=data, capture_output=True, env=env, cwd=cwd,
                               timeout=PROCESS_TIMEOUT)
     except subprocess.TimeoutExpired as e:
         return Result(time.perf_counter() - started, -9, e.stdout or b"", e.stderr or b"")
-    return Result(time.perf_counter() - started, done.returncode, done.stdout, done.stderr)
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Result(elapsed, done.returncode, done.stdout, done.stderr, cpu)
 
 
 def hook_problem(result: Result) -> str | None:
@@ -520,10 +550,12 @@ class Sandbox:
             os.environ.clear()
             os.environ.update(saved)
 
-    def hook(self, event: str, payload: dict[str, Any]) -> Result:
-        """Run one hook process exactly as installed, the payload on stdin."""
+    def hook(self, event: str, payload: dict[str, Any],
+             env: dict[str, str] | None = None) -> Result:
+        """Run one hook process exactly as installed, the payload on stdin (``env``:
+        variables set for this run only)."""
         return run_process(self.bench.hook_argv(event), json.dumps(payload).encode(),
-                           self.env, self.project)
+                           {**self.env, **(env or {})}, self.project)
 
     def must_hook(self, event: str, payload: dict[str, Any]) -> None:
         """Run a hook that sets up a scenario; BenchError if it misbehaves."""
@@ -644,7 +676,9 @@ def run_pool(jobs: list[Callable[[], Result]], concurrency: int) -> tuple[list[R
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency)
     started = time.perf_counter()
     try:
-        results = list(pool.map(lambda job: job(), jobs))
+        # CPU deltas of concurrent children overlap: not this process's own.
+        results = [dataclasses.replace(r, cpu=None)
+                   for r in pool.map(lambda job: job(), jobs)]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return results, time.perf_counter() - started
@@ -720,6 +754,11 @@ def bench_hooks(bench: Bench) -> list[Row]:
                 "user-prompt-submit",
                 box.payloads.make("user_prompt_submit", sid, prompt=f"bench prompt {i}")),
                 hook_problem),
+            Case("pre-tool-use (Read)", lambda i: box.hook(
+                "pre-tool-use", box.payloads.make(
+                    "pre_tool_use_read", sid, tool_use_id=f"toolu_pre{i:05d}",
+                    tool_input={"file_path": f"{box.project}/src/module_{i}.py"})),
+                hook_problem),
             Case("post-tool-use", lambda i: box.hook(
                 "post-tool-use", box.payloads.small_tool(sid, f"hooks{i:05d}")), hook_problem),
             Case("stop", lambda i: box.hook("stop", box.payloads.make("stop", sid)),
@@ -733,13 +772,15 @@ def bench_hooks(bench: Bench) -> list[Row]:
         if (box.ping(sid) or {}).get("pid") != live_pid:
             bench.note(section, "WARNING: the live worker was replaced during the runs")
     rows, floor = baseline_rows(section, samples)
-    targets = {"user-prompt-submit": 1.25, "post-tool-use": 1.25, "stop": 1.25,
-               "session-end (hung worker)": 1.25}
+    targets = {"user-prompt-submit": 1.25, "pre-tool-use (Read)": 1.25, "post-tool-use": 1.25,
+               "stop": 1.25, "session-end (hung worker)": 1.25}
     notes = {"session-end (hung worker)": "worker SIGSTOPped before the hook",
              "session-end (live worker)": "report only"}
+    floor_cpu = statistics.mean(samples[FLOOR].cpu)
     for case in cases[2:]:
         rows.append(timed_row(section, case.name, samples[case.name], floor,
-                              max_x=targets.get(case.name), note=notes.get(case.name, "")))
+                              max_x=targets.get(case.name), note=notes.get(case.name, ""),
+                              floor_cpu=floor_cpu))
     return rows
 
 
@@ -789,8 +830,35 @@ def bench_history(bench: Bench) -> list[Row]:
                             f"{len(projects)} projects (bulk SQL, FTS triggers on), built in "
                             f"{built['seconds']:.1f} s; db {built['megabytes']:.0f} MB"
                             + (" [--quick: 1/10 size]" if plan.quick else ""))
+        topics = plant_topics(box.home, projects[0], projects[1], plan.runs)
+        bench.note(section, f"{topics} planted topics (2 observations each in this project, "
+                            "1 in a decoy project) for prompt-time recall to find")
+        sid = new_session_id()
+        box.create_session(sid)
         budget = Settings(home=box.home).context_budget
         lengths: list[int] = []
+        recalled: list[bool] = []
+        leaked: list[bool] = []
+        file_notes: list[bool] = []
+
+        def context_of(result: Result) -> str:
+            output = json.loads(result.stdout)
+            return str(output.get("hookSpecificOutput", {}).get("additionalContext", ""))
+
+        def check_prompt(result: Result) -> str | None:
+            problem = hook_problem(result)
+            if problem is None:
+                # Runs come in order: run i asked about topic i.
+                text = context_of(result)
+                recalled.append(f"PLANTEDTOPIC zephyr{len(recalled):03d} " in text)
+                leaked.append("DECOYTOPIC" in text)
+            return problem
+
+        def check_file(result: Result) -> str | None:
+            problem = hook_problem(result)
+            if problem is None:
+                file_notes.append(bool(context_of(result)))
+            return problem
 
         def check(result: Result) -> str | None:
             problem = hook_problem(result)
@@ -800,12 +868,46 @@ def bench_history(bench: Bench) -> list[Row]:
                 lengths.append(len(text))
             return problem
 
-        cases = box.baseline_cases() + [Case("session-start (large history)", lambda i: box.hook(
-            "session-start", box.payloads.make("session_start_startup", new_session_id())),
-            check)]
+        cases = box.baseline_cases() + [
+            Case("session-start (large history)", lambda i: box.hook(
+                "session-start", box.payloads.make("session_start_startup", new_session_id())),
+                check),
+            # A new question each run about planted topic i, among common words.
+            Case("user-prompt-submit + recall (large history)", lambda i: box.hook(
+                "user-prompt-submit", box.payloads.make(
+                    "user_prompt_submit", sid,
+                    prompt=f"why do the zephyr{i:03d} totals drift in reconcile_ledger "
+                           "after the cache query change?")), check_prompt),
+            # The same hook and prompts with prompt-time recall off: what recall costs.
+            Case("user-prompt-submit, recall off (large history)", lambda i: box.hook(
+                "user-prompt-submit", box.payloads.make(
+                    "user_prompt_submit", sid,
+                    prompt=f"why do the zephyr{i:03d} totals drift in reconcile_ledger "
+                           "after the cache query change?"),
+                env={"MEMOIR_RECALL_CHARS": "0"}), hook_problem),
+            # A file the history's observations read, a different one each run.
+            Case("pre-tool-use Read (large history)", lambda i: box.hook(
+                "pre-tool-use", box.payloads.make(
+                    "pre_tool_use_read", sid, tool_use_id=f"toolu_hist{i:05d}",
+                    tool_input={"file_path":
+                                f"{box.project}/src/{_WORDS[i % len(_WORDS)]}.py"})),
+                check_file),
+        ]
         samples = interleave(cases, plan.runs)
     rows, floor = baseline_rows(section, samples)
-    rows.append(timed_row(section, cases[2].name, samples[cases[2].name], floor, max_x=2.0))
+    floor_cpu = statistics.mean(samples[FLOOR].cpu)
+    rows.append(timed_row(section, cases[2].name, samples[cases[2].name], floor, max_x=2.0,
+                          floor_cpu=floor_cpu))
+    rows.append(timed_row(section, cases[3].name, samples[cases[3].name], floor, max_x=1.25,
+                          floor_cpu=floor_cpu,
+                          note=f"planted topic recalled in {sum(recalled)}/{len(recalled)} "
+                               f"runs, decoy project's in {sum(leaked)}"))
+    rows.append(timed_row(section, cases[4].name, samples[cases[4].name], floor,
+                          note="MEMOIR_RECALL_CHARS=0: the difference is recall's cost",
+                          floor_cpu=floor_cpu))
+    rows.append(timed_row(section, cases[5].name, samples[cases[5].name], floor, max_x=1.25,
+                          floor_cpu=floor_cpu,
+                          note=f"file note injected in {sum(file_notes)}/{len(file_notes)} runs"))
     rows.append(value_row(
         section, "additionalContext length (max of runs)", max(lengths, default=0), "chars",
         target=f"1..{budget} chars",
@@ -879,6 +981,37 @@ def build_history(home: Path, projects: list[str], n_sessions: int, n_observatio
     return {"sessions": len(sessions), "observations": len(observations),
             "summaries": len(summaries), "seconds": time.monotonic() - started,
             "megabytes": Path(db_path(home)).stat().st_size / 1e6}
+
+
+def plant_topics(home: Path, project: str, decoy: str, count: int) -> int:
+    """``count`` topics for prompt-time recall in a built history: topic i is two
+    observations of ``project`` naming ``zephyr<i>`` and reconcile_ledger (one
+    carrying PLANTEDTOPIC), and one in ``decoy``. Inserted like build_history's
+    rows, through the real triggers."""
+    conn = sqlite3.connect(db_path(home), isolation_level=None)
+    try:
+        def newest_session(key: str) -> int:
+            return int(conn.execute("SELECT MAX(id) FROM sessions WHERE project = ?",
+                                    (key,)).fetchone()[0])
+
+        mine, theirs = newest_session(project), newest_session(decoy)
+        rows = []
+        for i in range(count):
+            tag = f"zephyr{i:03d}"
+            for session, fact in ((mine, f"PLANTEDTOPIC {tag} totals round half-even"),
+                                  (mine, f"{tag} drift reproduced by the nightly job"),
+                                  (theirs, f"DECOYTOPIC {tag} totals in the other project")):
+                rows.append((session, 1, "[]", "bugfix", f"Fixed {tag} drift in reconcile_ledger",
+                             "rounding", json.dumps([fact]), f"The {tag} totals drifted.",
+                             "[]", "[]", json.dumps([f"src/ledger_{tag}.py"])))
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO observations (session_id, prompt_number, event_ids, type,"
+                         " title, subtitle, facts, narrative, concepts, files_read,"
+                         " files_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return count
 
 
 # -- section: worker -----------------------------------------------------------------------
@@ -1296,6 +1429,215 @@ def _token_rows(label: str, capture: str, cost: AgentCost, calls: int, observed:
     ]
 
 
+# -- section: recall -----------------------------------------------------------------------
+
+
+class Topic:
+    """One thing a past session learned, and how a user later asks about it."""
+
+    def __init__(self, key: str, title: str, fact: str, files: list[str], question: str,
+                 kind: str = "discovery") -> None:
+        self.key = key
+        self.title = title
+        self.fact = fact
+        self.files = files
+        self.question = question
+        self.kind = kind
+
+
+# The scripted project history: what each session's agent recorded, and the
+# question (worded as a user would, not as the title) whose answer it holds.
+TOPICS = [
+    Topic("rounding", "Ledger totals rounded with Decimal half-even",
+          "reconcile_ledger rounds each line with Decimal ROUND_HALF_EVEN before summing",
+          ["src/app/ledger.py"], "how does reconcile_ledger round the amounts?", "bugfix"),
+    Topic("csv", "CSV export escapes spreadsheet formulas",
+          "cells starting with = + - @ get a leading apostrophe in csv_writer.py",
+          ["src/export/csv_writer.py"], "are formulas escaped in the CSV export?", "feature"),
+    Topic("ttl", "Login sessions expire after 30 minutes",
+          "SESSION_TTL in settings.py is 1800 seconds, refreshed on every request",
+          ["src/app/settings.py"], "when do login sessions expire?"),
+    Topic("flaky", "test_sync_retry flakiness came from a fixed sleep",
+          "test_sync_retry slept 0.5 s; replaced by wait_for polling the queue",
+          ["tests/test_sync.py"], "why was test_sync_retry flaky?", "bugfix"),
+    Topic("pool", "Postgres pool capped at 20 connections",
+          "DB_POOL_SIZE defaults to 20; the worker overrides it to 5",
+          ["src/app/db.py"], "what is the database connection pool size?", "discovery"),
+    Topic("migrate", "Alembic migrations run in the container entrypoint",
+          "entrypoint.sh runs alembic upgrade head before gunicorn starts",
+          ["docker/entrypoint.sh"], "how are alembic migrations applied on deploy?", "discovery"),
+    Topic("broker", "Chose RabbitMQ over Redis streams for background jobs",
+          "RabbitMQ gives per-message acks and dead lettering that Redis streams lacked",
+          [], "which broker did we pick for background jobs and why?", "decision"),
+    Topic("pdf", "Invoice PDFs rendered with WeasyPrint",
+          "invoice templates live in templates/invoice.html, fonts in assets/fonts",
+          ["src/billing/invoice_pdf.py"], "what renders the invoice PDFs?", "feature"),
+    Topic("ratelimit", "API rate limit is a token bucket per key",
+          "100 requests per minute per API key, enforced in middleware/ratelimit.py",
+          ["src/middleware/ratelimit.py"], "what is the API rate limit per key?", "feature"),
+    Topic("timezone", "Naive timestamps caused the timezone bug",
+          "created_at was stored naive; now stored as UTC with tzinfo",
+          ["src/app/models.py"], "what caused the timezone bug in created_at?", "bugfix"),
+    Topic("split", "ReconcileLedger split into LedgerMatcher and LedgerReporter",
+          "LedgerMatcher pairs bank lines, LedgerReporter writes the monthly report",
+          ["src/app/ledger.py", "src/app/report.py"],
+          "what does LedgerMatcher do after the ReconcileLedger split?", "refactor"),
+    Topic("flag", "new_checkout feature flag read from FLAGS",
+          "FLAGS=new_checkout in the environment turns on the new checkout flow",
+          ["src/app/flags.py"], "how do I turn on the new_checkout flow?", "feature"),
+]
+# The decoy project holds the same topics with other answers: none may leak in.
+DECOY_MARK = "DECOYANSWER"
+# Prompts that match nothing specific: prompt-time recall must stay silent.
+NOISE_PROMPTS = ["what did we do last time?", "fix the failing tests please",
+                 "run the linter and commit", "thanks, looks good"]
+LATEST_NEXT_STEPS = "Add pagination to the invoice list endpoint"
+DONE_NEXT_STEP = "Add a unit test for LedgerMatcher"
+
+
+def build_recall_history(home: Path, project: Path, decoy: Path) -> dict[str, int]:
+    """Six sessions of the project (two topics each, filler, next steps), and a decoy
+    project with the same topics; returns each topic's observation id."""
+    rng = random.Random(10)
+    ids: dict[str, int] = {}
+    with Store.open(home) as store:
+        def session(sid: str, where: Path) -> Any:
+            return store.upsert_session(sid, project_key(where), str(where))
+
+        for n in range(6):
+            s = session(f"recall-session-{n}", project)
+            for p, topic in enumerate(TOPICS[2 * n:2 * n + 2]):
+                number = store.add_prompt(s.id, f"work on {topic.key}")
+                event = store.add_event(s.id, number, "Edit",
+                                        {"file_path": str(project / (topic.files or ["x"])[0])},
+                                        {"ok": True})
+                assert event is not None
+                filler = [Observation(type="change", title=words(rng, 5).capitalize(),
+                                      narrative=words(rng, 30), facts=[words(rng, 10)],
+                                      files_read=[f"src/{rng.choice(_WORDS)}.py"])
+                          for _ in range(12)]
+                obs = store.record_observations(s.id, [event], [
+                    Observation(type=topic.kind, title=topic.title,  # type: ignore[arg-type]
+                                facts=[topic.fact], narrative=words(rng, 20),
+                                files_modified=topic.files), *filler], number)
+                ids[topic.key] = obs[0]
+                next_steps = ""
+                if n == 3 and p == 1:
+                    next_steps = DONE_NEXT_STEP
+                if n == 5 and p == 1:
+                    next_steps = LATEST_NEXT_STEPS
+                completed = f"Recorded {topic.title.lower()}"
+                if n == 4 and p == 0:
+                    completed += "; added a unit test for LedgerMatcher"
+                store.save_summary(s.id, number, Summary(
+                    request=f"work on {topic.key}", completed=completed,
+                    learned=topic.fact, next_steps=next_steps))
+            # A question-only prompt that did nothing, in every session.
+            number = store.add_prompt(s.id, "what did we do last time?")
+            store.save_summary(s.id, number, Summary(request="what did we do last time?",
+                                                     completed="0 tool call(s)"), "fallback")
+        d = session("decoy-session", decoy)
+        number = store.add_prompt(d.id, "decoy work")
+        event = store.add_event(d.id, number, "Bash", {"command": "true"}, {})
+        assert event is not None
+        store.record_observations(d.id, [event], [
+            Observation(type=t.kind, title=t.title,  # type: ignore[arg-type]
+                        facts=[f"{DECOY_MARK} {t.fact}"], files_modified=t.files)
+            for t in TOPICS], number)
+        store.save_summary(d.id, number, Summary(request="decoy work",
+                                                 next_steps=f"{DECOY_MARK} next step"))
+    return ids
+
+
+def bench_recall(bench: Bench) -> list[Row]:
+    """Can what was recorded be found again? recall@5 of `memoir search`, the SessionStart
+    context's next steps, prompt-time recall hits, on a scripted history with a decoy."""
+    section = "recall"
+    box = bench.sandbox("recall")
+    decoy = box.project.parent / "decoy"
+    decoy.mkdir()
+    with box.active():
+        ids = build_recall_history(box.home, box.project, decoy)
+        bench.note(section, f"{len(TOPICS)} topics over 6 sessions (12 filler observations per "
+                            "prompt, an empty question-only prompt per session), a decoy "
+                            "project holding the same topics with other answers")
+        # 1. memoir search, as a user runs it, top 5.
+        hits, decoy_hits, misses = 0, 0, []
+        for topic in TOPICS:
+            done = subprocess.run([*memoir_command(), "search", topic.question, "--cwd",
+                                   str(box.project), "--json", "--limit", "5"],
+                                  env=box.env, capture_output=True, text=True, timeout=60)
+            if done.returncode != 0:
+                raise BenchError(f"memoir search failed: {done.stderr[-300:]}")
+            results = json.loads(done.stdout)
+            found = [r["id"] for r in results if r["kind"] == "observation"]
+            if ids[topic.key] in found:
+                hits += 1
+            else:
+                misses.append(topic.key)
+            decoy_hits += sum(r["project"] != project_key(box.project) for r in results)
+        rows = [value_row(section, "memoir search recall@5", 100 * hits / len(TOPICS), "%",
+                          target=">= 90 %", ok=hits / len(TOPICS) >= 0.9,
+                          note=f"{hits}/{len(TOPICS)} questions"
+                               + (f"; missed {', '.join(misses)}" if misses else "")),
+                value_row(section, "memoir search results from the decoy", decoy_hits,
+                          "results", target="= 0", ok=decoy_hits == 0)]
+
+        # 2. SessionStart in the project: where were we?
+        start = box.hook("session-start", box.payloads.make("session_start_startup",
+                                                            new_session_id()))
+        problem = hook_problem(start)
+        if problem is not None:
+            raise BenchError(f"session-start failed: {problem}")
+        context = json.loads(start.stdout).get("hookSpecificOutput", {}).get(
+            "additionalContext", "")
+        open_steps = context.split("## Open next steps", 1)[-1].split("\n## ", 1)[0] \
+            if "## Open next steps" in context else ""
+        carries = LATEST_NEXT_STEPS in open_steps
+        rows.append(value_row(section, "SessionStart carries the latest next steps",
+                              int(carries), "yes" if carries else "no", target="yes",
+                              ok=carries and DONE_NEXT_STEP not in context
+                              and DECOY_MARK not in context,
+                              note=f"{len(context):,} chars; done step "
+                                   f"{'shown' if DONE_NEXT_STEP in context else 'dropped'}; "
+                                   "empty prompts "
+                                   f"{'shown' if 'last time' in context else 'left out'}"))
+
+        # 3. Prompt-time recall: each question as a new prompt of one new session.
+        sid = new_session_id()
+        recalled, leaks, missed = 0, 0, []
+        for topic in TOPICS:
+            result = box.hook("user-prompt-submit", box.payloads.make(
+                "user_prompt_submit", sid, prompt=topic.question))
+            problem = hook_problem(result)
+            if problem is not None:
+                raise BenchError(f"user-prompt-submit failed: {problem}")
+            text = json.loads(result.stdout).get("hookSpecificOutput", {}).get(
+                "additionalContext", "")
+            if topic.fact in text.replace("&amp;", "&"):
+                recalled += 1
+            else:
+                missed.append(topic.key)
+            leaks += DECOY_MARK in text
+        noisy = 0
+        for prompt in NOISE_PROMPTS:
+            result = box.hook("user-prompt-submit", box.payloads.make(
+                "user_prompt_submit", sid, prompt=prompt))
+            noisy += bool(json.loads(result.stdout).get("hookSpecificOutput"))
+        rows += [
+            value_row(section, "prompt-time recall hits", 100 * recalled / len(TOPICS), "%",
+                      target=">= 75 %", ok=recalled / len(TOPICS) >= 0.75,
+                      note=f"{recalled}/{len(TOPICS)} questions"
+                           + (f"; missed {', '.join(missed)}" if missed else "")),
+            value_row(section, "prompt-time recall from the decoy", leaks, "prompts",
+                      target="= 0", ok=leaks == 0),
+            value_row(section, "prompt-time recall on generic prompts", noisy, "prompts",
+                      target="= 0", ok=noisy == 0,
+                      note=f"of {len(NOISE_PROMPTS)} (\"what did we do last time?\" ...)"),
+        ]
+    return rows
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -1305,6 +1647,7 @@ BENCHES: dict[str, Callable[[Bench], list[Row]]] = {
     "worker": bench_worker,
     "burst": bench_burst,
     "tokens": bench_tokens,
+    "recall": bench_recall,
 }
 
 

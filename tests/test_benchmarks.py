@@ -24,9 +24,10 @@ from benchmarks import BARE, FLOOR
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parent.parent
-HOOK_CASES = ("session-start", "user-prompt-submit", "post-tool-use", "stop",
-              "session-end (live worker)", "session-end (hung worker)")
-TARGETED = ("user-prompt-submit", "post-tool-use", "stop", "session-end (hung worker)")
+HOOK_CASES = ("session-start", "user-prompt-submit", "pre-tool-use (Read)", "post-tool-use",
+              "stop", "session-end (live worker)", "session-end (hung worker)")
+TARGETED = ("user-prompt-submit", "pre-tool-use (Read)", "post-tool-use", "stop",
+            "session-end (hung worker)")
 
 
 def _left_running(root: str) -> list[int]:

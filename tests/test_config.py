@@ -13,6 +13,7 @@ from claude_memoir.config import DEFAULT_MODEL, Settings, load_settings, memoir_
 DEFAULTS = {
     "model": DEFAULT_MODEL,
     "context_budget": 6000,
+    "context_sessions": 5,
     "context_summaries": 5,
     "context_observations": 15,
     "context_sources": ("startup", "resume", "compact"),

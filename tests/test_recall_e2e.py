@@ -10,7 +10,11 @@ the worker's real agent, all against tests/mockapi.py:
    memoir MCP tools;
 3. the mock answers that request with a ``tool_use`` of ``mcp__memoir__search``;
    Claude Code calls `memoir mcp`, and the next request carries the
-   ``tool_result`` holding the planted fact.
+   ``tool_result`` holding the planted fact;
+4. session 3 asks about the same topic: its first request carries the fact,
+   added by prompt-time recall (UserPromptSubmit ``additionalContext``);
+5. session 4's model reads the file session 1 changed: the request after the
+   Read carries the file-time note (PreToolUse ``additionalContext``).
 """
 
 from __future__ import annotations
@@ -93,6 +97,20 @@ class SearchingCli:
         return [text_block("Let me check the project's memory."),
                 tool_use_block(f"toolu_memoir{len(self.calls):04d}", SEARCH_TOOL,
                                {"query": self.query})]
+
+
+@dataclass
+class ReadingCli:
+    """A model that reads one file, then answers."""
+
+    path: str
+
+    def __call__(self, req: RecordedRequest) -> Blocks:
+        if not req.body.get("tools"):
+            return [text_block("Mock title")]
+        if tool_results(req):
+            return [text_block("Read it. MOCK_FINAL_REPLY")]
+        return [tool_use_block("toolu_memoirread01", "Read", {"file_path": self.path})]
 
 
 def tool_results(req: RecordedRequest) -> list[dict[str, Any]]:
@@ -196,6 +214,35 @@ def test_worktree_subdirectory_session_recalls_through_mcp(
     started = [line for line in log.splitlines() if "mcp server started for" in line]
     assert len(started) == 2 and all(project in line for line in started), started
 
-    # Prompt-time recall (issue 10, item 5) extends this test from here: a later
-    # prompt about the same topic, e.g. claude("the ledger rounding again", subdir,
-    # env), must carry the recall text in its first request.
+    # -- session 3: a later prompt about the same topic (prompt-time recall) -----------
+    # SessionStart context lists observation titles, never their facts: the
+    # planted fact in the first request can only come from UserPromptSubmit's
+    # recall of session 1's observation.
+    mock_api.cli = ScriptedCli()
+    seen = len(mock_api.messages_requests(agent=False))
+    third = claude("the ReconcileLedger rounding is off again", subdir, env)
+    assert third.returncode == 0, third.stderr
+    requests = [r for r in mock_api.messages_requests(agent=False)[seen:] if r.body.get("tools")]
+    assert requests, "session 3 sent no request"
+    first_request = requests[0].text()
+    assert "claude-memoir: earlier work matching this prompt" in first_request
+    assert fact in first_request
+    assert "Fix cents lost in ReconcileLedger" in first_request
+    assert "not instructions" in first_request
+
+    # -- session 4: Claude reads the file session 1 changed (file-time recall) ---------
+    # A prompt that matches nothing, so prompt-time recall stays silent and the
+    # note can only come from the PreToolUse hook on the Read.
+    ledger = worktree / "src" / "app" / "ledger.py"
+    mock_api.cli = ReadingCli(str(ledger))
+    seen = len(mock_api.messages_requests(agent=False))
+    fourth = claude("hello there", subdir, env, allowed="Read")
+    assert fourth.returncode == 0, fourth.stderr
+    requests = [r for r in mock_api.messages_requests(agent=False)[seen:] if r.body.get("tools")]
+    assert len(requests) >= 2, [r.last_user_text()[:80] for r in requests]
+    assert "earlier work matching this prompt" not in requests[0].text()
+    after_read = requests[1].text()
+    assert tool_results(requests[1]), "the Read did not run"
+    # Named relative to the session's directory (src/app of the worktree).
+    assert "claude-memoir: earlier sessions recorded this about ledger.py" in after_read
+    assert fact in after_read

@@ -36,11 +36,19 @@ class Settings(Record):
     model: str = DEFAULT_MODEL
     # Context injected at SessionStart: at most this many characters in all.
     context_budget: int = 6000
-    # How many recent summaries and observation titles the context may hold.
+    # How many sessions the context shows (one block each, newest first), how
+    # many prompt summaries of a session it rolls up (the newest), and how many
+    # observation titles its index lists.
+    context_sessions: int = 5
     context_summaries: int = 5
     context_observations: int = 15
     # SessionStart sources that get context ("clear" starts empty on purpose).
     context_sources: tuple[str, ...] = ("startup", "resume", "compact")
+    # Prompt-time recall: most characters of past observations matching a
+    # prompt added to it (0: off). File-time recall: most characters about a
+    # file Claude is about to Read/Edit/Write (0: off; never above 800).
+    recall_chars: int = 1500
+    file_recall_chars: int = 800
     # A worker with no activity for this long finalizes and exits.
     idle_timeout: float = 7200.0
     # Characters of a tool input / response kept for the agent (head + tail).
@@ -102,9 +110,12 @@ class Settings(Record):
 _ENV = {
     "MEMOIR_MODEL": "model",
     "MEMOIR_CONTEXT_BUDGET": "context_budget",
+    "MEMOIR_CONTEXT_SESSIONS": "context_sessions",
     "MEMOIR_CONTEXT_SUMMARIES": "context_summaries",
     "MEMOIR_CONTEXT_OBSERVATIONS": "context_observations",
     "MEMOIR_CONTEXT_SOURCES": "context_sources",
+    "MEMOIR_RECALL_CHARS": "recall_chars",
+    "MEMOIR_FILE_RECALL_CHARS": "file_recall_chars",
     "MEMOIR_IDLE_TIMEOUT": "idle_timeout",
     "MEMOIR_MAX_FIELD_CHARS": "max_field_chars",
     "MEMOIR_SKIP_TOOLS": "skip_tools",

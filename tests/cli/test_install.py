@@ -96,6 +96,7 @@ def test_fresh_install_creates_every_event(settings: Path) -> None:
     expected_timeouts = {
         "SessionStart": 10,
         "UserPromptSubmit": 10,
+        "PreToolUse": 5,
         "PostToolUse": 10,
         "PostToolUseFailure": 10,
         "Stop": 10,
@@ -111,6 +112,8 @@ def test_fresh_install_creates_every_event(settings: Path) -> None:
         }
         if event in ("PostToolUse", "PostToolUseFailure"):
             assert groups[0] == {"matcher": "*", "hooks": [hook]}
+        elif event == "PreToolUse":  # file-time recall: file access only
+            assert groups[0] == {"matcher": "Read|Edit|Write", "hooks": [hook]}
         else:
             assert groups[0] == {"hooks": [hook]}
         assert shlex.split(hook["command"])[0].startswith("/")
@@ -180,7 +183,9 @@ def test_install_preserves_user_hooks_keys_and_order(settings: Path) -> None:
         "PostToolUseFailure",
         "SessionEnd",
     ]
-    assert data["hooks"]["PreToolUse"] == USER_SETTINGS["hooks"]["PreToolUse"]
+    # Shared events: the user's group untouched and first, ours appended.
+    assert data["hooks"]["PreToolUse"][:1] == USER_SETTINGS["hooks"]["PreToolUse"]
+    assert ours(data["hooks"]["PreToolUse"]) == [our_hook(PY_A, "pre-tool-use", 5)]
     # Shared events: the user's group untouched and first, ours appended.
     post = data["hooks"]["PostToolUse"]
     assert post[0] == {"matcher": "Bash", "hooks": [USER_BASH_HOOK]}
@@ -254,9 +259,12 @@ def test_install_removes_ours_from_events_no_longer_registered(settings: Path) -
 
     result = install(settings, python=PY_A)
 
-    assert result.removed == ["PreToolUse", "Notification"]
+    assert result.removed == ["Notification"]
     hooks = read(settings)["hooks"]
-    assert hooks["PreToolUse"] == [{"matcher": "Bash", "hooks": [USER_PRE_HOOK]}]
+    # An old PreToolUse entry of ours for every tool is replaced by today's.
+    assert hooks["PreToolUse"] == [{"matcher": "Bash", "hooks": [USER_PRE_HOOK]},
+                                   {"matcher": "Read|Edit|Write",
+                                    "hooks": [our_hook(PY_A, "pre-tool-use", 5)]}]
     assert "Notification" not in hooks
 
 

@@ -75,6 +75,17 @@ def test_session_start_clear_and_other_projects_get_nothing(run_hook: HookRunner
     assert _out(run_hook("session-start", elsewhere)) == {}
 
 
+def test_session_start_sources_are_configurable(run_hook: HookRunner, memoir_home: Path) -> None:
+    _history(memoir_home, PROJECT, "MARKER-42")
+    resume = payload("session_start_resume")
+    cleared = dict(payload("session_start_startup"), source="clear")
+    only_startup = {"MEMOIR_CONTEXT_SOURCES": "startup"}
+    assert _out(run_hook("session-start", resume, env=only_startup)) == {}
+    with_clear = {"MEMOIR_CONTEXT_SOURCES": "startup,clear"}
+    out = _out(run_hook("session-start", cleared, env=with_clear))
+    assert "MARKER-42" in out["hookSpecificOutput"]["additionalContext"]
+
+
 def test_session_start_uses_claude_project_dir_over_cwd(run_hook: HookRunner,
                                                         memoir_home: Path) -> None:
     _history(memoir_home, PROJECT, "MARKER-42")
@@ -515,3 +526,82 @@ def test_long_prompt_and_reply_are_bounded(run_hook: HookRunner, memoir_home: Pa
     text, response = db(memoir_home).execute("SELECT text, response FROM prompts").fetchone()
     assert len(text) < 1100 and text.startswith("START") and text.endswith("END")
     assert len(response) < 1100
+
+
+# -- prompt-time and file-time recall ---------------------------------------------------
+
+
+def _past_ledger_work(home: Path, project: str) -> int:
+    """An earlier session of the project that fixed reconcile_ledger in notes.md."""
+    with Store.open(home) as store:
+        session = store.upsert_session("earlier-session", os.path.realpath(project), project)
+        number = store.add_prompt(session.id, "fix the ledger")
+        event = store.add_event(session.id, number, "Edit", {"file_path": "notes.md"}, {})
+        assert event is not None
+        [obs] = store.record_observations(session.id, [event], [Observation(
+            type="bugfix", title="Fixed rounding in reconcile_ledger",
+            facts=["RECALLFACT-913: amounts are Decimal"],
+            files_modified=[f"{project}/notes.md"])], number)
+        return obs
+
+
+def test_user_prompt_submit_adds_matching_past_work(run_hook: HookRunner,
+                                                   memoir_home: Path) -> None:
+    data = payload("user_prompt_submit")
+    obs = _past_ledger_work(memoir_home, data["cwd"])
+    asked = dict(data, prompt="the reconcile_ledger totals are off again")
+    out = _out(run_hook("user-prompt-submit", asked))
+    spec = out["hookSpecificOutput"]
+    assert spec["hookEventName"] == "UserPromptSubmit"
+    assert "RECALLFACT-913" in spec["additionalContext"]
+    assert f"#{obs} · " in spec["additionalContext"]
+    assert len(spec["additionalContext"]) <= 1500
+    # Recorded first, as always; the same observation is not offered twice.
+    assert _out(run_hook("user-prompt-submit", asked)) == {}
+    prompts = db(memoir_home).execute("SELECT COUNT(*) FROM prompts p JOIN sessions s"
+                                      " ON s.id = p.session_id WHERE s.claude_session_id = ?",
+                                      (SID,)).fetchone()[0]
+    assert prompts == 2
+    kill_workers(memoir_home)
+
+
+def test_user_prompt_submit_recall_off_and_weak(run_hook: HookRunner,
+                                               memoir_home: Path) -> None:
+    data = payload("user_prompt_submit")
+    _past_ledger_work(memoir_home, data["cwd"])
+    asked = dict(data, prompt="the reconcile_ledger totals are off again")
+    assert _out(run_hook("user-prompt-submit", asked, env={"MEMOIR_RECALL_CHARS": "0"})) == {}
+    assert _out(run_hook("user-prompt-submit", dict(data, prompt="fix the bug"))) == {}
+    kill_workers(memoir_home)
+
+
+def test_pre_tool_use_read_gets_file_note_once(run_hook: HookRunner, memoir_home: Path) -> None:
+    start = payload("user_prompt_submit")
+    obs = _past_ledger_work(memoir_home, start["cwd"])
+    _out(run_hook("user-prompt-submit", dict(start, prompt="hello")))
+    kill_workers(memoir_home)
+    out = _out(run_hook("pre-tool-use", payload("pre_tool_use_read")))
+    spec = out["hookSpecificOutput"]
+    assert spec["hookEventName"] == "PreToolUse"
+    assert "permissionDecision" not in spec  # the normal permission flow goes on
+    assert "RECALLFACT-913" in spec["additionalContext"] and f"#{obs} · " in spec[
+        "additionalContext"]
+    assert "notes.md" in spec["additionalContext"].splitlines()[0]
+    assert len(spec["additionalContext"]) <= 800
+    # Once per file per session: the Edit of the same file that follows gets nothing.
+    assert _out(run_hook("pre-tool-use", payload("pre_tool_use_edit"))) == {}
+    assert _out(run_hook("pre-tool-use", payload("pre_tool_use_write"))) == {}
+
+
+@pytest.mark.parametrize("name", ["pre_tool_use_bash", "pre_tool_use_read"])
+def test_pre_tool_use_without_a_note_outputs_nothing(run_hook: HookRunner, memoir_home: Path,
+                                                     name: str) -> None:
+    # Bash is no file access; the Read is of a file nothing was recorded about.
+    _out(run_hook("user-prompt-submit", dict(payload("user_prompt_submit"), prompt="hi")))
+    kill_workers(memoir_home)
+    assert _out(run_hook("pre-tool-use", payload(name))) == {}
+    # And a session never recorded (no prompt yet) is left alone, nothing created.
+    other = dict(payload(name), session_id="11111111-2222-4333-8444-555555555555")
+    assert _out(run_hook("pre-tool-use", other)) == {}
+    ids = {r[0] for r in db(memoir_home).execute("SELECT claude_session_id FROM sessions")}
+    assert other["session_id"] not in ids

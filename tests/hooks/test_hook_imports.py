@@ -25,6 +25,7 @@ FORBIDDEN = {"claude_agent_sdk", "psutil", "asyncio", "anyio", "mcp", "pydantic"
 CASES = {
     "session-start": "session_start_startup",
     "user-prompt-submit": "user_prompt_submit",
+    "pre-tool-use": "pre_tool_use_read",
     "post-tool-use": "post_tool_use_bash",
     "stop": "stop",
     "session-end": "session_end_other",
@@ -125,7 +126,7 @@ def test_installed_hook_command_imports_nothing_heavy(event: str, size: str,
     ours = sorted(n for n in names if n.startswith(("claude_memoir.agent", "claude_memoir.cli",
                                                     "claude_memoir.worker")))
     assert ours == [], f"{event} imports {ours}"
-    if size != "real" and event not in ("session-start", "session-end"):
+    if size != "real" and event not in ("session-start", "session-end", "pre-tool-use"):
         # The hook really took the cutting path (and so the import test means
         # something): what it stored is bounded and redacted.
         conn = db(memoir_home)

@@ -67,12 +67,14 @@ from claude_memoir.recall.project import project_key
 from claude_memoir.store import Store
 from conftest import db, kill_workers, memoir_command, payload
 
-EVENTS = ("session-start", "user-prompt-submit", "post-tool-use", "stop", "session-end")
+EVENTS = ("session-start", "user-prompt-submit", "pre-tool-use", "post-tool-use", "stop",
+          "session-end")
 
 # The real payload each event is built on (valid session id, real field shapes).
 BASE_NAME = {
     "session-start": "session_start_startup",
     "user-prompt-submit": "user_prompt_submit",
+    "pre-tool-use": "pre_tool_use_read",
     "post-tool-use": "post_tool_use_bash",
     "stop": "stop",
     "session-end": "session_end_other",
@@ -92,6 +94,7 @@ FIELDS = ("session_id", "cwd", "prompt", "tool_name", "tool_input", "tool_respon
 READS = {
     "session-start": ("session_id", "cwd", "source"),
     "user-prompt-submit": ("session_id", "cwd", "prompt"),
+    "pre-tool-use": ("session_id", "cwd", "tool_name", "tool_input"),
     "post-tool-use": ("session_id", "cwd", "tool_name", "tool_input", "tool_response",
                       "tool_use_id", "hook_event_name", "error"),
     "stop": ("session_id", "last_assistant_message"),

@@ -16,12 +16,11 @@ def cmd_context(args: argparse.Namespace) -> int:
     """Print exactly what SessionStart would inject for a project."""
     from ..config import load_settings
     from ..recall.context import build_context
-    from ..recall.project import project_key
     from ..store import Store
 
     settings = load_settings()
     with Store.open(settings.home) as store:
-        text = build_context(store, settings, project_key(args.cwd or os.getcwd()))
+        text = build_context(store, settings, os.path.abspath(args.cwd or os.getcwd()))
     if text:
         print(text)
     return 0

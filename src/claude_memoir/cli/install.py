@@ -39,6 +39,7 @@ log = get_logger(__name__)
 EVENTS: dict[str, str] = {
     "SessionStart": "session-start",
     "UserPromptSubmit": "user-prompt-submit",
+    "PreToolUse": "pre-tool-use",
     "PostToolUse": "post-tool-use",
     "PostToolUseFailure": "post-tool-use",
     "Stop": "stop",
@@ -49,6 +50,7 @@ EVENTS: dict[str, str] = {
 _TIMEOUTS: dict[str, int] = {
     "SessionStart": 10,
     "UserPromptSubmit": 10,
+    "PreToolUse": 5,
     "PostToolUse": 10,
     "PostToolUseFailure": 10,
     "Stop": 10,
@@ -57,7 +59,9 @@ _TIMEOUTS: dict[str, int] = {
 
 # Only tool events look at ``matcher``; "*" matches every tool. The other
 # events get no matcher at all (for SessionStart that means every source).
-_TOOL_EVENTS = frozenset({"PostToolUse", "PostToolUseFailure"})
+# PreToolUse (file-time recall) only cares about file reads and edits: a
+# matcher spares every other tool call a hook process.
+_MATCHERS = {"PostToolUse": "*", "PostToolUseFailure": "*", "PreToolUse": "Read|Edit|Write"}
 
 # A command containing one of these is one of our hooks: the form ``install``
 # writes, the module form earlier versions wrote, and the plugin's hook runner.
@@ -218,8 +222,8 @@ def uninstall(path: Path) -> InstallResult:
 def _group(event: str, command: str) -> dict[str, Any]:
     """The matcher group holding our single hook for ``event``."""
     hook = {"type": "command", "command": command, "timeout": _TIMEOUTS[event]}
-    if event in _TOOL_EVENTS:
-        return {"matcher": "*", "hooks": [hook]}
+    if event in _MATCHERS:
+        return {"matcher": _MATCHERS[event], "hooks": [hook]}
     return {"hooks": [hook]}
 
 

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 log = get_logger("claude_memoir.hook")
 
-EVENTS = ("session-start", "user-prompt-submit", "post-tool-use", "stop", "session-end")
+EVENTS = ("session-start", "user-prompt-submit", "pre-tool-use", "post-tool-use", "stop",
+          "session-end")
 
 # Claude Code sends a few KB; a Read of a large file can reach megabytes. A
 # payload past this is not parsed at all (logged and ignored): reading and

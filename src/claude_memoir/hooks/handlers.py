@@ -1,12 +1,15 @@
-"""The five hooks' handlers: record durably first, then tell the worker.
+"""The hooks' handlers: record durably first, then tell the worker.
 
-SessionStart reads; the others commit their intent to SQLite (or the spool)
-before any socket message, so a lost message or a dead worker converges to the
-same result. Each returns the hook's output (a dict printed as JSON).
+SessionStart and PreToolUse read (context, file-time recall); the others
+commit their intent to SQLite (or the spool) before any socket message, so a
+lost message or a dead worker converges to the same result. UserPromptSubmit
+then adds prompt-time recall. Each returns the hook's output (a dict printed
+as JSON).
 """
 
 from __future__ import annotations
 
+from ..errors import MemoirError
 from ..log import get_logger
 from ..paths import validate_session_id
 from .payload import end_reason, project_dir, str_field
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..config import Settings
+    from ..store import Store
 
     Payload = dict[str, Any]
     Output = dict[str, Any]
@@ -33,6 +37,10 @@ log = get_logger(__name__)
 # a background reaper that finds the worker alive.
 SESSION_END_ACK_WAIT = 0.005
 
+# Seconds a recall hook waits on a locked database: recall is optional, the
+# user is waiting, and the prompt is already recorded.
+RECALL_BUSY_TIMEOUT = 0.2
+
 
 def on_session_start(payload: Payload, settings: Settings) -> Output:
     """Inject past summaries of this project as additional context."""
@@ -42,24 +50,73 @@ def on_session_start(payload: Payload, settings: Settings) -> Output:
     session_id = payload.get("session_id")
     exclude = session_id if isinstance(session_id, str) and source == "startup" else None
     from ..recall.context import build_context
-    from ..recall.project import project_key
     from ..store import Store
 
     with Store.open(settings.home) as store:
-        text = build_context(store, settings, project_key(project_dir(payload)), exclude)
+        text = build_context(store, settings, project_dir(payload), exclude)
     if not text:
         return {}
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}
 
 
 def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
-    """Record the session and the prompt; make sure the session has a worker."""
+    """Record the session and the prompt; add past observations that strongly match the
+    prompt (prompt-time recall); make sure the session has a worker."""
     session_id = validate_session_id(payload.get("session_id"))
     from .. import launch
 
-    recorded("user-prompt-submit", payload, settings)
+    prompt = payload.get("prompt")
+    recall: list[str] = []
+    if settings.recall_chars > 0 and isinstance(prompt, str):
+        from ..recall.inject import prompt_recall
+        from ..recall.project import project_key
+
+        cwd = project_dir(payload)
+
+        def prompt_time_recall(store: Store) -> None:
+            recall.append(prompt_recall(store, settings, session_id, str(prompt),
+                                        project_key(cwd), cwd))
+
+        # On the recording's connection, after its commit: recall is a bonus,
+        # and its failure must cost the record nothing (recorded() logs it).
+        recorded("user-prompt-submit", payload, settings, after=prompt_time_recall)
+    else:
+        recorded("user-prompt-submit", payload, settings)
     launch.notify(settings.home, session_id, {"type": "wake"}, attempts=1)
-    return {}
+    if not recall or not recall[0]:
+        return {}
+    return {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit",
+                                   "additionalContext": recall[0]}}
+
+
+def on_pre_tool_use(payload: Payload, settings: Settings) -> Output:
+    """Before Claude reads or edits a file: what past observations say about it
+    (file-time recall, once per file per session)."""
+    session_id = validate_session_id(payload.get("session_id"))
+    from ..recall.inject import FILE_TOOLS
+
+    tool_input = payload.get("tool_input")
+    if (settings.file_recall_chars <= 0 or str_field(payload, "tool_name") not in FILE_TOOLS
+            or not isinstance(tool_input, dict)):
+        return {}
+    file_path = tool_input.get("file_path")
+    if not isinstance(file_path, str) or not file_path:
+        return {}
+    from ..recall.inject import file_recall
+    from ..recall.project import project_key
+    from ..store import Store
+
+    cwd = project_dir(payload)
+    try:
+        with Store.open(settings.home, timeout=RECALL_BUSY_TIMEOUT) as store:
+            text = file_recall(store, settings, session_id, file_path, project_key(cwd),
+                               str_field(payload, "cwd") or cwd)
+    except MemoirError as e:
+        log.warning("file-time recall skipped (%s): %s", e.reason, e)
+        return {}
+    if not text:
+        return {}
+    return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "additionalContext": text}}
 
 
 def on_post_tool_use(payload: Payload, settings: Settings) -> Output:
@@ -109,6 +166,7 @@ def on_session_end(payload: Payload, settings: Settings) -> Output:
 HANDLERS: dict[str, Callable[[Payload, Settings], Output]] = {
     "session-start": on_session_start,
     "user-prompt-submit": on_user_prompt_submit,
+    "pre-tool-use": on_pre_tool_use,
     "post-tool-use": on_post_tool_use,
     "stop": on_stop,
     "session-end": on_session_end,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import InvalidInput, StoreError
+from ..errors import InvalidInput, MemoirError, StoreError
 from ..log import get_logger
 from ..paths import validate_session_id
 from .payload import (
@@ -204,7 +204,8 @@ def _replay_first(store: Store, settings: Settings) -> bool:
     return done is not None and not spool_waiting(settings.home)
 
 
-def recorded(event: str, payload: Payload, settings: Settings) -> Any:
+def recorded(event: str, payload: Payload, settings: Settings,
+             after: Callable[[Store], None] | None = None) -> Any:
     """Run ``event``'s recorder on the store, guarded for a busy or damaged database.
 
     Busy past HOOK_BUSY_TIMEOUT: spool the payload, bounded and redacted (the
@@ -212,6 +213,10 @@ def recorded(event: str, payload: Payload, settings: Settings) -> Any:
     wait in the spool and cannot be replayed now, so records keep their order.
     Damaged: quarantine the file and try once more on a fresh one. Either way
     the hook returns in bounded time and the record survives.
+
+    ``after`` runs on the same connection once the record is committed (a hook
+    that also reads, such as prompt-time recall, spares itself a second open);
+    its errors are logged, never raised: the record stands.
     """
     from ..paths import db_path
     from ..store import Store, quarantine
@@ -221,7 +226,14 @@ def recorded(event: str, payload: Payload, settings: Settings) -> Any:
             with Store.open(settings.home, timeout=HOOK_BUSY_TIMEOUT) as store:
                 if spool_waiting(settings.home) and not _replay_first(store, settings):
                     return _spool(event, payload, settings)
-                return RECORDERS[event](store, payload, settings)
+                result = RECORDERS[event](store, payload, settings)
+                if after is not None:
+                    try:
+                        after(store)
+                    except MemoirError as e:
+                        log.warning("%s: after recording, %s failed (%s): %s", event,
+                                    getattr(after, "__name__", "a step"), e.reason, e)
+                return result
         except StoreError as e:
             if e.reason == "busy":
                 return _spool(event, payload, settings)

@@ -25,6 +25,7 @@ from .events import EventQueries
 from .health import HealthQueries
 from .memories import MemoryQueries
 from .prompts import PromptQueries
+from .recall import RecallQueries
 from .retention import RetentionQueries
 from .schema import migrate
 from .searchindex import SearchIndexQueries
@@ -35,7 +36,7 @@ log = get_logger(__name__)
 
 
 class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, SearchIndexQueries,
-            RetentionQueries, UsageQueries, HealthQueries):
+            RetentionQueries, UsageQueries, HealthQueries, RecallQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------

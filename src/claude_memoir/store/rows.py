@@ -112,6 +112,10 @@ def _loads_list(raw: str | None) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+#: Decode a JSON list column (anything else is []), for the query modules.
+loads_list = _loads_list
+
+
 def _loads_any(raw: str) -> Any:
     try:
         return json.loads(raw)

@@ -326,6 +326,71 @@ def m0004_recall(conn: sqlite3.Connection) -> None:
 
 
 @migration
+def m0005_context(conn: sqlite3.Connection) -> None:
+    """What recall injected per session, and which observations name which files."""
+    _execute_script(conn, f"""
+        -- Prompt- and file-time recall inject an observation, or a note about a
+        -- file, once per session: the hook reads this before it injects and
+        -- writes it when it does. Rows go with their session (cascade).
+        CREATE TABLE injections (
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('observation', 'file')),
+            key TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT ({_NOW}),
+            PRIMARY KEY (session_id, kind, key)
+        ) WITHOUT ROWID;
+
+        -- The files each observation names, looked up by base name: file-time
+        -- recall runs before every Read/Edit/Write and cannot scan the JSON
+        -- lists of 200,000 observations. Kept by triggers, rows go with their
+        -- observation (cascade).
+        CREATE TABLE observation_files (
+            observation_id INTEGER NOT NULL REFERENCES observations(id) ON DELETE CASCADE,
+            -- The observation's session, so a lookup filters by project through
+            -- the index instead of joining every observation of that name.
+            session_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            modified INTEGER NOT NULL
+        );
+        CREATE INDEX observation_files_name ON observation_files(name, session_id);
+        CREATE INDEX observation_files_observation ON observation_files(observation_id);
+        CREATE TRIGGER observation_files_ai AFTER INSERT ON observations BEGIN
+            {_files_insert("new", "files_read", 0)};
+            {_files_insert("new", "files_modified", 1)};
+        END;
+        CREATE TRIGGER observation_files_au AFTER UPDATE OF files_read, files_modified
+            ON observations BEGIN
+            DELETE FROM observation_files WHERE observation_id = old.id;
+            {_files_insert("new", "files_read", 0)};
+            {_files_insert("new", "files_modified", 1)};
+        END;
+        """)
+    for column, modified in (("files_read", 0), ("files_modified", 1)):
+        conn.execute(_files_insert("o", column, modified)
+                     .replace("FROM json_each", "FROM observations o, json_each", 1))
+
+
+def _files_insert(row: str, column: str, modified: int) -> str:
+    """Rows of observation_files for the paths in ``row.column`` (a JSON list).
+
+    Every non-empty string of the list; a list that is not valid JSON is
+    skipped, never an error that would fail the agent's insert. ``name`` is the
+    part after the last "/" (``rtrim`` strips every character that is not a
+    "/" from the right, leaving the directory).
+    """
+    return (
+        "INSERT INTO observation_files (observation_id, session_id, name, path, modified)"
+        f" SELECT {row}.id, {row}.session_id,"
+        " substr(value, length(rtrim(value, replace(value, '/', ''))) + 1),"
+        f" value, {modified}"
+        f" FROM json_each(CASE WHEN json_valid({row}.{column}) THEN {row}.{column}"
+        " ELSE '[]' END)"
+        " WHERE typeof(value) = 'text' AND value != ''"
+    )
+
+
+@migration
 def m0006_health(conn: sqlite3.Connection) -> None:
     """What ``memoir status`` and ``doctor`` report: the last failure of each part."""
     _execute_script(conn, f"""
