@@ -7,7 +7,8 @@ transaction that stores the observations made from them, so a crash at any point
 neither loses an event nor duplicates an observation.
 
 :class:`Store` is the connection's lifecycle; its queries live in one module per
-area (``sessions``, ``prompts``, ``events``, ``memories``).
+area (``sessions``, ``prompts``, ``events``, ``memories``; for the viewer and
+the user's own changes ``browsing``, ``curation``, ``transfer``).
 """
 
 from __future__ import annotations
@@ -19,17 +20,21 @@ import time
 from ..errors import InvalidInput, StoreError
 from ..log import get_logger
 from ..paths import db_path, ensure_private_dir
+from .browsing import BrowsingQueries
 from .connection import BUSY_TIMEOUT, StoreConnection, quarantine, store_error
+from .curation import CurationQueries
 from .events import EventQueries
 from .memories import MemoryQueries
 from .prompts import PromptQueries
 from .schema import migrate
 from .sessions import SessionQueries
+from .transfer import TransferQueries
 
 log = get_logger(__name__)
 
 
-class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries):
+class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, BrowsingQueries,
+            CurationQueries, TransferQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------
