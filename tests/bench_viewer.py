@@ -25,8 +25,9 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "web"))
 
-from claude_memoir.store import Store  # noqa: E402
 from tests.benchmarks import build_history  # noqa: E402
+
+from claude_memoir.store import Store  # noqa: E402
 from viewerkit import CHROMIUM, CHROMIUM_ARGS, start_viewer, stop_viewer  # noqa: E402
 
 

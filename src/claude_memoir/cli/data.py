@@ -136,7 +136,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..config import load_settings
     from ..recall.project import project_key
     from ..store import Store
-    from ..store.transfer import FORMAT_VERSION
 
     project = None if args.all else project_key(args.cwd or os.getcwd())
     with Store.open(load_settings().home) as store:
@@ -146,20 +145,35 @@ def cmd_export(args: argparse.Namespace) -> int:
             target = sys.stdout
         else:
             # The export holds prompts and tool-derived text: private like the store.
-            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.fchmod(fd, 0o600)
+            except OSError as e:
+                raise InvalidInput(f"cannot write {args.output}: {e.strerror}",
+                                   reason="bad-output") from e
             target = os.fdopen(fd, "w", encoding="utf-8")
         try:
-            if args.format == "markdown":
-                _markdown(records, target)
-            else:
-                target.write(json.dumps({"kind": "memoir-export", "version": FORMAT_VERSION,
-                                         "project": project}) + "\n")
-                for record in records:
-                    target.write(json.dumps(record, ensure_ascii=False) + "\n")
+            _write_export(args.format, records, target, project)
+        except BrokenPipeError:
+            # `memoir export | head`: the reader has what it wanted.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         finally:
             if target is not sys.stdout:
                 target.close()
     return 0
+
+
+def _write_export(fmt: str, records: Iterator[dict[str, Any]], target: TextIO,
+                  project: str | None) -> None:
+    from ..store.transfer import FORMAT_VERSION
+
+    if fmt == "markdown":
+        _markdown(records, target)
+    else:
+        target.write(json.dumps({"kind": "memoir-export", "version": FORMAT_VERSION,
+                                 "project": project}) + "\n")
+        for record in records:
+            target.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
