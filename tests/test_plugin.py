@@ -46,3 +46,21 @@ def test_plugin_runner_executes_a_hook(memoir_home: Path) -> None:
     assert done.returncode == 0
     assert json.loads(done.stdout) == {}
     assert (memoir_home / "memoir.db").exists()
+
+
+def test_plugin_declares_the_mcp_server_claude_code_connects_to(tmp_path: Path) -> None:
+    """The plugin's .mcp.json starts `memoir mcp`; the bundled CLI loads and connects it."""
+    from conftest import bundled_claude
+
+    declared = json.loads((REPO / ".mcp.json").read_text())["mcpServers"]
+    assert declared == {"memoir": {"command": "${CLAUDE_PLUGIN_ROOT}/bin/memoir-mcp",
+                                   "args": []}}
+    assert os.stat(REPO / "bin" / "memoir-mcp").st_mode & stat.S_IXUSR
+    env = {**os.environ, "MEMOIR_PYTHON": sys.executable, "DISABLE_TELEMETRY": "1",
+           "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    done = subprocess.run([str(bundled_claude()), "--plugin-dir", str(REPO), "mcp", "list"],
+                          capture_output=True, text=True, timeout=90, cwd=tmp_path, env=env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert f"plugin:claude-memoir:memoir: {REPO}/bin/memoir-mcp" in out
+    assert "Connected" in out, out

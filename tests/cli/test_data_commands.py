@@ -12,6 +12,7 @@ import pytest
 
 from claude_memoir.agent.models import Summary
 from claude_memoir.errors import StoreError
+from claude_memoir.recall.search import search
 from claude_memoir.store import Store
 from conftest import db, memoir_command
 from seeding import observation, record_session
@@ -31,7 +32,7 @@ def fts_hits(home: Path, word: str) -> int:
     with db(home) as conn:
         return sum(conn.execute(f"SELECT COUNT(*) FROM {t} WHERE {t} MATCH ?",
                                 (word,)).fetchone()[0]
-                   for t in ("observations_fts", "summaries_fts"))
+                   for t in ("observations_fts", "summaries_fts", "prompts_fts"))
 
 
 def counts(home: Path, session_row_id: int) -> dict[str, int]:
@@ -63,7 +64,9 @@ def test_forget_dry_run_changes_nothing_then_forget_removes_all_and_shrinks(
     assert "would forget 1 sessions, 40 prompts, 40 events, 40 observations, 40 summaries" \
         in dry.stdout
     assert counts(memoir_home, gone) == before
-    assert fts_hits(memoir_home, "zebracorn") == 80
+    assert fts_hits(memoir_home, "zebracorn") == 120
+    with Store.open(memoir_home) as store:
+        assert len(search(store, "zebracorn", project=None, limit=200)) == 120
 
     size_before = path.stat().st_size + (memoir_home / "memoir.db-wal").stat().st_size
     done = memoir("forget", SID_A, "--yes", "--json")
@@ -73,9 +76,12 @@ def test_forget_dry_run_changes_nothing_then_forget_removes_all_and_shrinks(
     assert counts(memoir_home, gone) == {"prompts": 0, "events": 0, "observations": 0,
                                          "summaries": 0}
     assert fts_hits(memoir_home, "zebracorn") == 0
+    with Store.open(memoir_home) as store:
+        assert search(store, "zebracorn", project=None) == []
+        assert search(store, "zebracorn finding", project="/work/alpha") == []
     # The other session is untouched.
     assert counts(memoir_home, kept)["observations"] == 3
-    assert fts_hits(memoir_home, "quokka") == 6
+    assert fts_hits(memoir_home, "quokka") == 9
     size_after = path.stat().st_size + (memoir_home / "memoir.db-wal").stat().st_size
     assert size_after < size_before * 0.6, (size_before, size_after)
     assert report["bytes_after"] < report["bytes_before"]
@@ -231,10 +237,10 @@ def test_edit_marks_the_observation_and_nothing_else_may_overwrite_it(
         assert store.edit_observation(oid, title="my title 2") is not None
     with pytest.raises(sqlite3.IntegrityError), db(memoir_home) as conn:
         conn.execute("UPDATE observations SET narrative = 'x' WHERE id = ?", (oid,))
-    # The search index follows the user's words.
-    with db(memoir_home) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM observations_fts WHERE observations_fts"
-                            " MATCH 'really'").fetchone()[0] == 1
+    # Search follows the user's words, and no longer finds the agent's.
+    with Store.open(memoir_home) as store:
+        assert [r.id for r in search(store, "really happened", project=None)] == [oid]
+        assert search(store, "story", project=None) == []  # the old narrative
     for args in (["edit", str(oid)], ["edit", str(oid), "--title", "  "],
                  ["edit", str(oid), "--title", "x" * 600]):
         assert memoir(*args).returncode == 2, args

@@ -371,3 +371,99 @@ def _atomic_write(
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+# -- the MCP server ---------------------------------------------------------------------
+
+#: The name Claude Code lists the server under; its tools are ``mcp__memoir__search`` etc.
+MCP_SERVER_NAME = "memoir"
+# An MCP server entry whose command or arguments contain one of these is ours.
+_MCP_MARKERS = ("claude_memoir", "memoir-mcp")
+
+
+def mcp_config_path(scope: Literal["user", "project"], project_dir: Path | None = None) -> Path:
+    """The file Claude Code reads MCP servers of ``scope`` from.
+
+    User scope is the top-level ``mcpServers`` of ``~/.claude.json`` (or
+    ``$CLAUDE_CONFIG_DIR/.claude.json``): where ``claude mcp add -s user``
+    writes, checked against the bundled CLI (tests/cli/test_install_mcp.py).
+    Project scope is ``<project>/.mcp.json``, which Claude Code asks the user
+    to approve once.
+    """
+    if scope == "user":
+        raw = os.environ.get("CLAUDE_CONFIG_DIR")
+        base = Path(raw).expanduser() if raw else Path.home()
+        return base / ".claude.json"
+    if scope == "project":
+        root = project_dir if project_dir is not None else Path.cwd()
+        return root / ".mcp.json"
+    raise InvalidInput(f"unknown settings scope {scope!r}", reason="bad-scope")
+
+
+def mcp_server_entry(python: str | None = None) -> dict[str, Any]:
+    """The ``mcpServers`` entry that starts ``memoir mcp`` with this interpreter.
+
+    ``python -m claude_memoir.cli.main mcp`` rather than the ``memoir`` script:
+    the interpreter's absolute path works whatever PATH Claude Code was started
+    with, as the hooks do.
+    """
+    if python is None:
+        if not sys.executable:
+            raise InstallError("cannot tell which Python interpreter is running",
+                               reason="no-interpreter")
+        python = os.path.abspath(sys.executable)
+    return {"type": "stdio", "command": python, "args": ["-m", "claude_memoir.cli.main", "mcp"],
+            "env": {}}
+
+
+def is_our_mcp_server(entry: object) -> bool:
+    """Whether an ``mcpServers`` entry starts claude-memoir's server."""
+    if not isinstance(entry, dict):
+        return False
+    parts = [entry.get("command")] + list(entry.get("args") or [])
+    return any(isinstance(p, str) and any(m in p for m in _MCP_MARKERS) for p in parts)
+
+
+def _load_mcp(path: Path) -> tuple[bytes | None, dict[str, Any]]:
+    original, data = _load(path)
+    servers = data.get("mcpServers", {})
+    if not isinstance(servers, dict):
+        raise InstallError(f'{path}: "mcpServers" is not an object; it was left unchanged',
+                           reason="bad-shape", path=str(path))
+    return original, data
+
+
+def install_mcp(path: Path, python: str | None = None) -> InstallResult:
+    """Register ``memoir mcp`` under ``mcpServers`` in ``path`` (idempotent).
+
+    Every other key of the file (``~/.claude.json`` holds all of Claude Code's
+    state) is kept as it was. A server of the same name that is not ours is
+    never replaced: InstallError, nothing written.
+    """
+    original, data = _load_mcp(path)
+    wanted = mcp_server_entry(python)
+    current = data.get("mcpServers", {}).get(MCP_SERVER_NAME)
+    if current == wanted:
+        return InstallResult(path=path)
+    if current is not None and not is_our_mcp_server(current):
+        raise InstallError(f"{path}: an MCP server named {MCP_SERVER_NAME!r} that is not "
+                           "claude-memoir's is already registered; it was left unchanged",
+                           reason="mcp-name-taken", path=str(path))
+    new = copy.deepcopy(data)
+    new.setdefault("mcpServers", {})[MCP_SERVER_NAME] = wanted
+    backup = _write(path, original, new)
+    log.info("registered the MCP server in %s (backup %s)", path, backup)
+    return InstallResult(path=path, added=[MCP_SERVER_NAME], changed=True, backup=backup)
+
+
+def uninstall_mcp(path: Path) -> InstallResult:
+    """Remove our ``mcpServers`` entry from ``path``; anything else stays."""
+    original, data = _load_mcp(path)
+    current = data.get("mcpServers", {}).get(MCP_SERVER_NAME)
+    if original is None or not is_our_mcp_server(current):
+        return InstallResult(path=path)
+    new = copy.deepcopy(data)
+    del new["mcpServers"][MCP_SERVER_NAME]
+    backup = _write(path, original, new)
+    log.info("removed the MCP server from %s (backup %s)", path, backup)
+    return InstallResult(path=path, removed=[MCP_SERVER_NAME], changed=True, backup=backup)

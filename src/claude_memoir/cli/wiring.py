@@ -11,8 +11,8 @@ from .output import print_json
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    """Merge our hooks into the chosen settings.json."""
-    from .install import install, precompile, settings_path
+    """Merge our hooks into the chosen settings.json and register the MCP server."""
+    from .install import install, install_mcp, mcp_config_path, precompile, settings_path
 
     path = settings_path(args.scope)
     result = install(path)
@@ -25,19 +25,32 @@ def cmd_install(args: argparse.Namespace) -> int:
             print(f"previous settings kept in {result.backup}")
     else:
         print(f"claude-memoir hooks already installed in {result.path}")
+    mcp = install_mcp(mcp_config_path(args.scope))
+    if mcp.changed:
+        print(f"MCP server `memoir` (tools search, timeline, get_observations) registered "
+              f"in {mcp.path}")
+        if args.scope == "project":
+            print("Claude Code asks once to approve the project's .mcp.json servers")
+    else:
+        print(f"MCP server `memoir` already registered in {mcp.path}")
     print(f"interpreter: {sys.executable}")
     return 0
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
-    """Remove our hooks (and only ours) from the chosen settings.json."""
-    from .install import settings_path, uninstall
+    """Remove our hooks and MCP server (and only ours) from Claude Code's settings."""
+    from .install import mcp_config_path, settings_path, uninstall, uninstall_mcp
 
     result = uninstall(settings_path(args.scope))
     if result.changed:
         print(f"claude-memoir hooks removed from {result.path}")
     else:
         print(f"no claude-memoir hooks in {result.path}")
+    mcp = uninstall_mcp(mcp_config_path(args.scope))
+    if mcp.changed:
+        print(f"MCP server `memoir` removed from {mcp.path}")
+    else:
+        print(f"no claude-memoir MCP server in {mcp.path}")
     return 0
 
 
@@ -64,13 +77,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``install``, ``uninstall`` and ``doctor``."""
     for name, func, text in (
-        ("install", cmd_install, "merge claude-memoir's hooks into Claude Code's settings.json"),
-        ("uninstall", cmd_uninstall, "remove claude-memoir's hooks (only ours)"),
+        ("install", cmd_install, "merge claude-memoir's hooks into Claude Code's settings.json "
+         "and register its MCP server"),
+        ("uninstall", cmd_uninstall, "remove claude-memoir's hooks and MCP server (only ours)"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--scope", choices=("user", "project"), default="user",
-                       help="user: ~/.claude/settings.json (default); "
-                            "project: ./.claude/settings.json")
+                       help="user: ~/.claude/settings.json and ~/.claude.json (default); "
+                            "project: ./.claude/settings.json and ./.mcp.json")
         p.set_defaults(func=func)
 
     text = "check install, permissions, database and agent"

@@ -115,6 +115,7 @@ class BrowsingQueries(Connected):
         for r in rows:
             data = columns(r)
             del data["rn"]
+            data.pop("terms", None)  # search's split identifiers (m0004), not a field
             out.setdefault(int(r["session_id"]), []).append(SummaryRow(**data))
         return out
 

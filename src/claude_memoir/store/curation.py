@@ -13,6 +13,7 @@ import time
 
 from ..errors import InvalidInput
 from ..log import get_logger
+from ..text import code_terms
 from .connection import Connected
 from .rows import ObservationRow, SessionRow, observation_row, session_row
 
@@ -80,21 +81,27 @@ class CurationQueries(Connected):
                 raise InvalidInput(f"at most {MAX_FACTS} facts of {MAX_FACT_CHARS} characters",
                                    reason="bad-edit")
         with self.transaction() as conn:
-            row = conn.execute("SELECT edited_at FROM observations WHERE id = ?",
+            row = conn.execute("SELECT * FROM observations WHERE id = ?",
                                (observation_id,)).fetchone()
             if row is None:
                 return None
+            current = observation_row(row)
             stamp = _stamp()
-            while row[0] is not None and stamp <= row[0]:
+            while current.edited_at is not None and stamp <= current.edited_at:
                 # The guard trigger accepts an update only with a new edited_at.
                 time.sleep(0.001)
                 stamp = _stamp()
+            title = current.title if title is None else title
+            narrative = current.narrative if narrative is None else narrative
+            fact_list = current.facts if fact_list is None else fact_list
             conn.execute(
-                "UPDATE observations SET title = COALESCE(?, title),"
-                " facts = COALESCE(?, facts), narrative = COALESCE(?, narrative),"
+                "UPDATE observations SET title = ?, facts = ?, narrative = ?, terms = ?,"
                 " edited_at = ? WHERE id = ?",
-                (title, None if fact_list is None else json.dumps(fact_list, ensure_ascii=False),
-                 narrative, stamp, observation_id),
+                (title, json.dumps(fact_list, ensure_ascii=False), narrative,
+                 # Search's split identifiers follow the user's words too.
+                 code_terms(title, current.subtitle, narrative, *fact_list,
+                            *current.concepts, *current.files_read, *current.files_modified),
+                 stamp, observation_id),
             )
         log.info("observation %d edited by the user", observation_id)
         return self.get_observation(observation_id)

@@ -6,6 +6,7 @@ import json
 
 from ..log import get_logger
 from ..paths import digest
+from ..text import code_terms
 from .connection import Connected
 from .rows import event_row
 from .schema import NOW as _NOW
@@ -161,8 +162,8 @@ class EventQueries(Connected):
             for obs in observations:
                 cur = conn.execute(
                     "INSERT INTO observations (session_id, prompt_number, event_ids, type, title,"
-                    " subtitle, facts, narrative, concepts, files_read, files_modified)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " subtitle, facts, narrative, concepts, files_read, files_modified, terms)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         session_id,
                         prompt_number,
@@ -175,6 +176,8 @@ class EventQueries(Connected):
                         json.dumps(list(obs.concepts), ensure_ascii=False),
                         json.dumps(list(obs.files_read), ensure_ascii=False),
                         json.dumps(list(obs.files_modified), ensure_ascii=False),
+                        code_terms(obs.title, obs.subtitle, obs.narrative, *obs.facts,
+                                   *obs.concepts, *obs.files_read, *obs.files_modified),
                     ),
                 )
                 ids.append(int(cur.lastrowid or 0))

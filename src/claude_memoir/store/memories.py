@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..text import code_terms
 from .connection import Connected
 from .rows import SessionRow, SummaryRow, columns, observation_row, summary_row
 from .schema import NOW as _NOW
@@ -35,14 +36,14 @@ class MemoryQueries(Connected):
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO summaries (session_id, prompt_number, request, investigated,"
-                " learned, completed, next_steps, notes, kind)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " learned, completed, next_steps, notes, kind, terms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(session_id, prompt_number) DO UPDATE SET"
                 " request = excluded.request, investigated = excluded.investigated,"
                 " learned = excluded.learned, completed = excluded.completed,"
                 " next_steps = excluded.next_steps, notes = excluded.notes,"
-                f" kind = excluded.kind, created_at = {_NOW}",
-                (session_id, prompt_number, *fields, kind),
+                f" kind = excluded.kind, terms = excluded.terms, created_at = {_NOW}",
+                (session_id, prompt_number, *fields, kind, code_terms(*fields)),
             )
             row = conn.execute(
                 "SELECT id FROM summaries WHERE session_id = ? AND prompt_number = ?",

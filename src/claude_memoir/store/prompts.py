@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..text import code_terms
 from .connection import Connected
 from .schema import NOW as _NOW
 
@@ -28,8 +29,9 @@ class PromptQueries(Connected):
                 (session_id,),
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO prompts (session_id, prompt_number, text) VALUES (?, ?, ?)",
-                (session_id, number, text),
+                "INSERT INTO prompts (session_id, prompt_number, text, terms)"
+                " VALUES (?, ?, ?, ?)",
+                (session_id, number, text, code_terms(text)),
             )
             conn.execute(f"UPDATE sessions SET updated_at = {_NOW} WHERE id = ?", (session_id,))
         return int(number)

@@ -141,10 +141,13 @@ def event_row(row: sqlite3.Row) -> EventRow:
 
 def observation_row(row: sqlite3.Row) -> ObservationRow:
     data = columns(row)
+    data.pop("terms", None)  # the search index's split identifiers (m0004), not a field
     for key in ("event_ids", "facts", "concepts", "files_read", "files_modified"):
         data[key] = _loads_list(row[key])
     return ObservationRow(**data)
 
 
 def summary_row(row: sqlite3.Row) -> SummaryRow:
-    return SummaryRow(**columns(row))
+    data = columns(row)
+    data.pop("terms", None)  # the search index's split identifiers (m0004), not a field
+    return SummaryRow(**data)

@@ -210,6 +210,117 @@ def m0003_agent_context(conn: sqlite3.Connection) -> None:
         """)
 
 
+
+# Search tokenisation (m0004). FTS5 with `porter unicode61 remove_diacritics 2`:
+# unicode61 splits at every non-alphanumeric character, so `reconcile_ledger`,
+# `src/app/ledger.py` and "reconcile ledger" already share the tokens
+# reconcile / ledger; porter lets "reconciling" find "reconcile". What it keeps
+# whole is a case boundary (`ReconcileLedger` is one token), so each searchable
+# row also stores `terms`: its camelCase identifiers split into words
+# (text.code_terms), indexed as one more column; the query side splits words
+# the same way (recall.search). Chosen over the trigram tokenizer, which finds
+# substrings without a `terms` column but cannot match words shorter than three
+# characters ("db", "ui", "io"), has no stemming, ranks BM25 over trigrams
+# rather than words, and makes the index about three times larger.
+_TOKENIZE = "tokenize = 'porter unicode61 remove_diacritics 2'"
+
+_OBS_FTS_COLUMNS = ("title", "subtitle", "narrative", "facts", "concepts", "files_read",
+                    "files_modified", "terms")
+_SUMMARY_FTS_COLUMNS = ("request", "investigated", "learned", "completed", "next_steps",
+                        "notes", "terms")
+_PROMPT_FTS_COLUMNS = ("text", "terms")
+
+
+def _fts_table(conn: sqlite3.Connection, table: str, columns: tuple[str, ...]) -> None:
+    """An external-content FTS5 index ``<table>_fts`` of ``columns``, kept by triggers.
+
+    The update trigger fires only when an indexed column changes: Stop sets
+    ``prompts.finished_at`` on every turn and must not re-index the prompt.
+    """
+    cols = ", ".join(columns)
+    new = ", ".join(f"new.{c}" for c in columns)
+    old = ", ".join(f"old.{c}" for c in columns)
+    fts = f"{table}_fts"
+    _execute_script(conn, f"""
+        CREATE VIRTUAL TABLE {fts} USING fts5(
+            {cols}, content='{table}', content_rowid='id', {_TOKENIZE}
+        );
+        CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN
+            INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new});
+        END;
+        CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN
+            INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old});
+        END;
+        CREATE TRIGGER {table}_au AFTER UPDATE OF {cols} ON {table} BEGIN
+            INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old});
+            INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new});
+        END;
+        INSERT INTO {fts}({fts}) VALUES ('rebuild');
+        """)
+
+
+@migration
+def m0004_recall(conn: sqlite3.Connection) -> None:
+    """Recall: sessions re-keyed by repository, code-aware FTS over observations,
+    summaries and prompts."""
+    import json
+
+    from ..recall.project import project_key
+    from ..text import code_terms
+
+    # 1. Project identity is now the git repository (recall.project): a
+    # session recorded in repo/src or in a linked worktree joins the
+    # repository's memory. Keys of directories that no longer exist resolve to
+    # themselves, so their history stays where it was.
+    for (old,) in conn.execute("SELECT DISTINCT project FROM sessions").fetchall():
+        new = project_key(old)
+        if new != old:
+            conn.execute("UPDATE sessions SET project = ? WHERE project = ?", (new, old))
+
+    # 2. Drop the old indexes first: their UPDATE triggers would otherwise
+    # re-index every row that step 3 touches.
+    _execute_script(conn, """
+        DROP TRIGGER IF EXISTS observations_ai;
+        DROP TRIGGER IF EXISTS observations_ad;
+        DROP TRIGGER IF EXISTS observations_au;
+        DROP TABLE IF EXISTS observations_fts;
+        DROP TRIGGER IF EXISTS summaries_ai;
+        DROP TRIGGER IF EXISTS summaries_ad;
+        DROP TRIGGER IF EXISTS summaries_au;
+        DROP TABLE IF EXISTS summaries_fts;
+        ALTER TABLE observations ADD COLUMN terms TEXT NOT NULL DEFAULT '';
+        ALTER TABLE summaries ADD COLUMN terms TEXT NOT NULL DEFAULT '';
+        ALTER TABLE prompts ADD COLUMN terms TEXT NOT NULL DEFAULT '';
+        CREATE INDEX IF NOT EXISTS observations_created ON observations(created_at);
+        """)
+
+    # 3. Split identifiers of the rows recorded so far.
+    def texts(value: str) -> list[str]:
+        try:
+            loaded = json.loads(value or "[]")
+        except ValueError:
+            return [value]
+        return [str(v) for v in loaded] if isinstance(loaded, list) else [value]
+
+    rows = conn.execute("SELECT id, title, subtitle, narrative, facts, concepts, files_read,"
+                        " files_modified FROM observations").fetchall()
+    conn.executemany("UPDATE observations SET terms = ? WHERE id = ?", [
+        (code_terms(r[1], r[2], r[3], *texts(r[4]), *texts(r[5]), *texts(r[6]),
+                    *texts(r[7])), r[0]) for r in rows])
+    rows = conn.execute("SELECT id, request, investigated, learned, completed, next_steps,"
+                        " notes FROM summaries").fetchall()
+    conn.executemany("UPDATE summaries SET terms = ? WHERE id = ?",
+                     [(code_terms(*r[1:]), r[0]) for r in rows])
+    rows = conn.execute("SELECT id, text FROM prompts").fetchall()
+    conn.executemany("UPDATE prompts SET terms = ? WHERE id = ?",
+                     [(code_terms(r[1]), r[0]) for r in rows])
+
+    # 4. The new indexes, filled from the tables.
+    _fts_table(conn, "observations", _OBS_FTS_COLUMNS)
+    _fts_table(conn, "summaries", _SUMMARY_FTS_COLUMNS)
+    _fts_table(conn, "prompts", _PROMPT_FTS_COLUMNS)
+
+
 @migration
 def m0009_user_edits(conn: sqlite3.Connection) -> None:
     """Observations corrected by the user: marked, and guarded against overwriting."""

@@ -17,6 +17,7 @@ import json
 
 from ..errors import InvalidInput
 from ..paths import validate_session_id
+from ..text import code_terms
 from ..values import Record
 from .connection import Connected
 
@@ -144,14 +145,16 @@ class TransferQueries(Connected):
                          _text(record, "end_reason", line, optional=True)))
                     (added if cur.rowcount else present)["sessions"] += 1
                 elif kind == "prompt":
+                    text = _text(record, "text", line)
                     cur = conn.execute(
                         "INSERT OR IGNORE INTO prompts (session_id, prompt_number, text,"
-                        " response, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        " response, created_at, finished_at, terms)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (session_row_id(record, line), _int(record, "prompt_number", line),
-                         _text(record, "text", line),
+                         text,
                          _text(record, "response", line, optional=True),
                          _text(record, "created_at", line),
-                         _text(record, "finished_at", line, optional=True)))
+                         _text(record, "finished_at", line, optional=True), code_terms(text)))
                     (added if cur.rowcount else present)["prompts"] += 1
                 elif kind == "observation":
                     session_id = session_row_id(record, line)
@@ -164,26 +167,30 @@ class TransferQueries(Connected):
                     if have > _int(record, "seq", line):
                         present["observations"] += 1
                         continue
+                    texts = [_text(record, k, line) for k in _OBS_TEXT[:-1]]
+                    lists = [_strings(record, k, line) for k in _OBS_LISTS]
                     conn.execute(
                         "INSERT INTO observations (session_id, prompt_number, type, title,"
                         " subtitle, narrative, created_at, facts, concepts, files_read,"
-                        " files_modified, edited_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (session_id, number,
-                         *(_text(record, k, line) for k in _OBS_TEXT[:-1]), created,
-                         *(_strings(record, k, line) for k in _OBS_LISTS),
-                         _text(record, "edited_at", line, optional=True)))
+                        " files_modified, edited_at, terms)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (session_id, number, *texts, created, *lists,
+                         _text(record, "edited_at", line, optional=True),
+                         code_terms(*texts[1:], *(t for raw in lists
+                                                  for t in json.loads(raw)))))
                     added["observations"] += 1
                 elif kind == "summary":
                     summary_kind = record.get("summary_kind", "agent")
                     if summary_kind not in ("agent", "fallback"):
                         raise InvalidInput(f"line {line}: unknown summary_kind",
                                            reason="bad-import")
+                    fields = [_text(record, k, line) for k in _SUMMARY_TEXT]
                     cur = conn.execute(
                         "INSERT OR IGNORE INTO summaries (session_id, prompt_number, request,"
                         " investigated, learned, completed, next_steps, notes, created_at,"
-                        " kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " kind, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (session_row_id(record, line), _int(record, "prompt_number", line),
-                         *(_text(record, k, line) for k in _SUMMARY_TEXT), summary_kind))
+                         *fields, summary_kind, code_terms(*fields[:-1])))
                     (added if cur.rowcount else present)["summaries"] += 1
                 elif kind == "memoir-export":
                     if record.get("version") != FORMAT_VERSION:
