@@ -78,7 +78,8 @@ class FakeAgentFactory:
     template: dict = field(default_factory=dict)
     agents: list[FakeAgent] = field(default_factory=list)
 
-    def __call__(self, model: str, cwd: object, resume: str | None) -> FakeAgent:
+    def __call__(self, model: str, cwd: object, resume: str | None,
+                 project: str | None = None) -> FakeAgent:
         # Each fresh conversation gets its own id, like the real CLI's.
         fresh = sum(1 for a in self.agents if a.resume is None)
         name = "fake-agent-session" + (f"-{fresh + 1}" if fresh else "")

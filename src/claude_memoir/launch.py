@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs a hook ~3 ms of imports
     from typing import Literal
 
-    Outcome = Literal["acked", "spawned", "absent", "refused", "unanswered"]
+    Outcome = Literal["acked", "spawned", "not-started", "absent", "refused", "unanswered"]
 
 log = get_logger(__name__)
 
@@ -88,15 +88,43 @@ def _spawn_detached(argv: list[str], what: str) -> int | None:
     return pid
 
 
-def spawn_worker(home: str | os.PathLike[str], session_id: str) -> int | None:
+def worker_python(home: str | os.PathLike[str]) -> str | None:
+    """The interpreter a worker runs with; None while the plugin's is being installed.
+
+    This hook's own interpreter, except in the plugin form (without
+    ``MEMOIR_PYTHON``): there the hooks may run on a bare ``python3`` and the
+    worker uses the plugin's venv, installed in the background on first need
+    (``bootstrap``). Until it is ready no worker is started: the work waits
+    in SQLite and the installer starts the workers when it is done.
+    """
+    if not os.environ.get("CLAUDE_PLUGIN_DATA"):
+        return sys.executable  # not the plugin form: no import at all
+    from . import bootstrap
+
+    plugin = bootstrap.plugin_from_env()
+    if plugin is None:
+        return sys.executable
+    ready = bootstrap.ready_python(plugin)
+    if ready is None and bootstrap.start(plugin, home):
+        log.info("installing the plugin's worker dependencies in the background; "
+                 "events queue meanwhile")
+    return ready
+
+
+def spawn_worker(home: str | os.PathLike[str], session_id: str,
+                 python: str | None = None) -> int | None:
     """Start ``python -m claude_memoir.worker --session ID`` detached; return its pid.
 
     The worker's own lock decides which of several racing spawns survives, so
-    no check is needed here.
+    no check is needed here. None also when no interpreter is ready yet
+    (:func:`worker_python`).
     """
+    python = python or worker_python(home)
+    if python is None:
+        return None
     ensure_private_dir(run_dir(home))
     return _spawn_detached(
-        [sys.executable, "-m", "claude_memoir.worker", "--session", session_id],
+        [python, "-m", "claude_memoir.worker", "--session", session_id],
         f"worker for session {session_id}")
 
 
@@ -110,8 +138,11 @@ def spawn_reaper(home: str | os.PathLike[str], session_id: str) -> int | None:
     and starts a fresh one for whatever is pending. Concurrent reapers of one
     session exit at once (a lock).
     """
+    python = worker_python(home)
+    if python is None:
+        return None
     ensure_private_dir(run_dir(home))
-    return _spawn_detached([sys.executable, "-m", "claude_memoir.worker.reaper", session_id],
+    return _spawn_detached([python, "-m", "claude_memoir.worker.reaper", session_id],
                            f"reaper for session {session_id}")
 
 
@@ -129,7 +160,9 @@ def notify(
     """Wake the session's worker and say how it went.
 
     ``acked``: the worker took it. ``spawned``: there was none, one was started
-    (it drains everything pending, no message needed). ``absent``: none, and
+    (it drains everything pending, no message needed). ``not-started``: there
+    was none and none could be started yet (the plugin's dependencies are
+    being installed; the installer starts it). ``absent``: none, and
     ``spawn`` was False. ``refused``: the worker answered with an error.
     ``unanswered``: a worker accepted the connection but did not answer within
     ``timeout``; a reaper is started to find out whether it hangs (see
@@ -152,8 +185,9 @@ def notify(
             if e.reason in {"absent", "refused"}:
                 if not spawn:
                     return "absent"
-                spawn_worker(home, session_id)
-                return "spawned"
+                # None: the spawn failed, or the plugin's worker environment is
+                # still being installed; the work waits in SQLite either way.
+                return "spawned" if spawn_worker(home, session_id) else "not-started"
             if e.reason == "timeout":
                 log.info("worker of %s did not answer within %.3fs; a reaper checks on it",
                             session_id, timeout)

@@ -25,7 +25,7 @@ from claude_memoir.cli.install import EVENTS
 from conftest import api_env, memoir_command
 
 LEVELS = {"ok", "warn", "fail"}
-CHECKS = {"install", "permissions", "database", "runtime", "agent"}
+CHECKS = {"install", "permissions", "database", "runtime", "health", "agent"}
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -553,7 +553,9 @@ def test_api_key_means_no_credentials_warning(project: Path) -> None:
     healthy(project, env=env)
     rc, findings = doctor_json(cwd=project, env=env)
     assert _credential_warnings(findings) == [], findings
-    assert [f["level"] for f in of(findings, "agent")] == ["ok"]
+    assert [f["level"] for f in of(findings, "agent")] == ["ok", "ok"]
+    assert of(findings, "agent")[1]["detail"] == \
+        "credentials: the environment variable ANTHROPIC_API_KEY"
     assert rc == 0
     done = doctor(cwd=project, env=env)
     assert done.stdout.rstrip().endswith("all good"), done.stdout
@@ -594,7 +596,9 @@ def test_live_agent_failure_fails(project: Path, mock_api: Any, tmp_path: Path) 
     i = next((n for n, line in enumerate(lines)
               if line.startswith("[FAIL] agent:") and "did not answer" in line), None)
     assert i is not None, done.stdout
-    assert "fix:" in lines[i + 1] and "credentials" in lines[i + 1]
+    # The fix names the cause: an API answering 500 is not a credentials problem.
+    assert "API returned errors" in lines[i]
+    assert "fix:" in lines[i + 1] and "transient" in lines[i + 1]
     # Nothing else failed: the exit code is the agent's.
     assert sum(line.startswith("[FAIL]") for line in lines) == 1, done.stdout
     assert mock_api.messages_requests(agent=True)
@@ -633,7 +637,7 @@ def test_json_findings_have_the_four_keys(project: Path, memoir_home: Path,
     # Every check reports something, in the order a user would fix things.
     order = [f["check"] for f in findings]
     assert sorted(set(order), key=order.index) == ["install", "permissions", "database",
-                                                   "runtime", "agent"]
+                                                   "runtime", "health", "agent"]
     if setup == "broken":
         assert rc == 1
         assert of(findings, "permissions", "fail") and of(findings, "database", "fail")
@@ -670,3 +674,83 @@ def test_installed_command_whose_package_moved_fails(project: Path, tmp_path: Pa
     # ...while the command `memoir install` writes passes the same probe.
     install(project)
     assert of(doctor_json(cwd=project)[1], "install", "fail") == []
+
+
+def test_api_key_helper_only_counts_as_credentials(project: Path) -> None:
+    env = _no_credentials_env()
+    settings = Path(env["HOME"]) / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"apiKeyHelper": "/opt/bin/get-key"}))
+    healthy(project, env=env)
+    rc, findings = doctor_json(cwd=project, env=env)
+    assert _credential_warnings(findings) == [], findings
+    assert {"level": "ok", "detail": f"credentials: apiKeyHelper in {settings}"}.items() <= \
+        of(findings, "agent")[1].items()
+    assert rc == 0
+
+
+# -- health ------------------------------------------------------------------------
+
+
+def test_recorded_agent_failure_fails_with_its_cause(project: Path, memoir_home: Path) -> None:
+    from claude_memoir.store import Store
+
+    healthy(project)
+    with Store.open(memoir_home) as store:
+        store.record_failure("agent", "not-logged-in",
+                             "agent turn failed: Not logged in · Please run /login")
+    done = doctor(cwd=project)
+    assert done.returncode == 1, done.stdout
+    lines = done.stdout.splitlines()
+    i = next(n for n, line in enumerate(lines) if line.startswith("[FAIL] health:"))
+    assert "the memory agent is not logged in" in lines[i]
+    assert "Not logged in · Please run /login" in lines[i]
+    assert "/login" in lines[i + 1] and "apiKeyHelper" in lines[i + 1]
+    _, findings = doctor_json(cwd=project)
+    assert [f["level"] for f in of(findings, "health")] == ["fail"]
+    with Store.open(memoir_home) as store:
+        store.record_ok("agent")
+    _, findings = doctor_json(cwd=project)
+    assert [f["level"] for f in of(findings, "health")] == ["ok"]
+
+
+# -- the plugin form ---------------------------------------------------------------------
+
+
+def _enable_plugin(root: Path) -> str:
+    """What `/plugin install memoir@claude-memoir` leaves in ~/.claude (format of 2.1.332)."""
+    plugin_id = "memoir@claude-memoir"
+    claude = Path(os.environ["HOME"]) / ".claude"
+    (claude / "plugins").mkdir(parents=True, exist_ok=True)
+    (claude / "settings.json").write_text(json.dumps({"enabledPlugins": {plugin_id: True}}))
+    (claude / "plugins" / "installed_plugins.json").write_text(json.dumps({
+        "version": 2, "plugins": {plugin_id: [{"scope": "user", "installPath": str(root),
+                                               "version": "0.1.0"}]}}))
+    return plugin_id
+
+
+def test_hooks_from_the_enabled_plugin_are_recognised(project: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    plugin_id = _enable_plugin(root)
+    make_home(project)
+    rc, findings = doctor_json(cwd=project)
+    install_findings = of(findings, "install")
+    assert [f["level"] for f in install_findings] == ["ok"], findings
+    assert install_findings[0]["detail"] == \
+        f"hooks come from the enabled plugin {plugin_id} ({root})"
+    assert rc == 0
+    assert "memoir install" not in doctor(cwd=project).stdout
+
+    # `memoir install` as well: every event would run twice, and the doctor says so.
+    install(project)
+    _, findings = doctor_json(cwd=project)
+    [doubled] = of(findings, "install", "warn")
+    assert "runs twice" in doubled["detail"] and "memoir uninstall" in doubled["fix"]
+
+
+def test_enabled_plugin_whose_runner_is_gone_fails(project: Path, tmp_path: Path) -> None:
+    _enable_plugin(tmp_path / "gone")
+    rc, findings = doctor_json(cwd=project)
+    [fail] = of(findings, "install", "fail")
+    assert "hook runner" in fail["detail"] and "/plugin install" in fail["fix"]
+    assert rc == 1

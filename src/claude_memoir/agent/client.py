@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import shutil
 import sys
@@ -122,10 +123,14 @@ def launcher(directory: Path, real: str) -> Path | None:
 class SdkAgent:
     """The real memory agent: one ``ClaudeSDKClient`` fed by an async generator."""
 
-    def __init__(self, *, model: str, cwd: Path, resume: str | None = None) -> None:
+    def __init__(self, *, model: str, cwd: Path, resume: str | None = None,
+                 project: str | None = None) -> None:
         self.model = model
         self.cwd = cwd
         self.resume = resume
+        # The user's project: its .claude/settings*.json may hold the
+        # apiKeyHelper the user's own Claude Code authenticates with.
+        self.project = project
         self._session_id: str | None = resume
         self._client: Any = None
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
@@ -163,6 +168,8 @@ class SdkAgent:
         self.cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
         real = real_cli(sdk.__file__ or "")
         cli_path = launcher(self.cwd, real) if real else None
+        from .auth import agent_settings
+
         options = ClaudeAgentOptions(
             model=self.model,
             system_prompt=SYSTEM_PROMPT,
@@ -173,6 +180,11 @@ class SdkAgent:
             # No user/project settings: with them the agent's CLI would run the
             # user's hooks, i.e. ours, and record itself recursively.
             setting_sources=[],
+            # ... but the credential settings of the user's Claude Code
+            # (apiKeyHelper, env keys) and disableAllHooks, through --settings:
+            # without them a user who authenticates through a helper gets
+            # "Not logged in" from the agent (auth.py).
+            settings=json.dumps(agent_settings(self.project)),
             cwd=str(self.cwd),
             env=agent_env(),
             resume=self.resume,
@@ -231,7 +243,8 @@ class SdkAgent:
             log.warning("agent disconnect failed: %s", e)
 
 
-def default_agent_factory(model: str, cwd: Path, resume: str | None) -> MemoryAgent:
+def default_agent_factory(model: str, cwd: Path, resume: str | None,
+                          project: str | None = None) -> MemoryAgent:
     """Build the real agent (the worker's default)."""
-    return SdkAgent(model=model, cwd=cwd, resume=resume)
+    return SdkAgent(model=model, cwd=cwd, resume=resume, project=project)
 

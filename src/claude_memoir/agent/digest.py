@@ -33,6 +33,9 @@ def _clip(items: list[str]) -> str:
     return ", ".join(shown) + (f" (+{more} more)" if more > 0 else "")
 
 
+#: Notes of a fallback written because the agent chose to skip the summary:
+#: not a sign of trouble (``memoir status`` does not count these).
+NOTHING_TO_SUMMARIZE = "Built from raw events; the memory agent found nothing to summarize."
 UNAVAILABLE = "Fallback summary built from raw events; the memory agent was unavailable."
 
 

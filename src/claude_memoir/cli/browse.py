@@ -105,14 +105,17 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Live workers: every session with a recorded worker, pinged."""
+    """Health first (one line: healthy, or degraded and why), then the live workers."""
     from .. import ipc
     from ..config import load_settings
+    from ..health import check_health
     from ..paths import socket_path
     from ..store import Store
 
-    home = load_settings().home
+    settings = load_settings()
+    home = settings.home
     with Store.open(home) as store:
+        health = check_health(store, settings)
         sessions = store.sessions_with_workers()
     rows = []
     for s in sessions:
@@ -126,8 +129,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             row.update(responsive=False, error=str(e))
         rows.append(row)
     if args.json:
-        print_json(rows)
+        print_json({"health": {"level": health.level, "headline": health.headline(),
+                               "reasons": health.reasons},
+                    "workers": rows})
         return 0
+    print(health.headline())
+    for reason in health.reasons:
+        print(f"  - {reason}")
+    print()
     if not rows:
         print("no live workers")
         return 0
@@ -161,7 +170,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
-    text = "list live workers"
+    text = "say whether memory is healthy (and if not why), then list live workers"
     p = sub.add_parser("status", help=text, description=text)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)

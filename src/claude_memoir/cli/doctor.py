@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sqlite3
 import stat
 import subprocess
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..config import Settings
 from ..paths import agent_dir, db_path, log_dir, run_dir
@@ -61,11 +62,27 @@ def check_install(project_dir: Path) -> list[Finding]:
     scopes = {"user": settings_path("user"), "project": settings_path("project", project_dir)}
     installed = {scope: _hooks_in(path) for scope, path in scopes.items()}
     present = {scope: hooks for scope, hooks in installed.items() if hooks}
+    plugin = enabled_plugin(project_dir)
+    if plugin is not None:
+        findings += _check_plugin(*plugin)
+        if present:
+            # `memoir install` on top of the plugin: every event runs twice.
+            findings.append(Finding(
+                "install", "warn",
+                f"the plugin {plugin[0]} is enabled and claude-memoir hooks are also in "
+                + ", ".join(str(scopes[s]) for s in present) + ": every event runs twice",
+                "keep one: `memoir uninstall"
+                + (" --scope project" if "project" in present else "")
+                + f"` (the plugin keeps recording), or `/plugin disable {plugin[0]}`"))
+        else:
+            return findings
     if not present:
         return [Finding("install", "fail",
-                        f"no claude-memoir hooks in {scopes['user']} or {scopes['project']} "
-                        "(the plugin form is not checked here)",
-                        "run `memoir install` (or load the plugin: see README)")]
+                        f"no claude-memoir hooks in {scopes['user']} or {scopes['project']}, "
+                        f"and the {PLUGIN_NAME} plugin is not enabled there",
+                        "run `memoir install`, or install the plugin: `/plugin marketplace add "
+                        f"OWNER/claude-memoir` then `/plugin install {PLUGIN_NAME}@claude-memoir`"
+                        " (see README)")]
     for scope, hooks in present.items():
         missing = sorted(set(EVENTS) - set(hooks))
         if missing:
@@ -104,6 +121,85 @@ def check_install(project_dir: Path) -> list[Finding]:
     if not [f for f in findings if f.level != "ok"]:
         findings.append(Finding("install", "ok", "hooks installed for every event in "
                                 + ", ".join(str(scopes[s]) for s in present)))
+    return findings
+
+
+#: The plugin's name in .claude-plugin/plugin.json (Claude Code reserves "claude-*").
+PLUGIN_NAME = "memoir"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+
+
+def enabled_plugin(project_dir: Path) -> tuple[str, Path] | None:
+    """(plugin id, settings file) if claude-memoir's plugin is enabled, else None.
+
+    Claude Code keeps ``enabledPlugins`` ({"memoir@MARKETPLACE": true}) in the
+    user, project and local settings; a later scope overrides an earlier one.
+    """
+    from ..agent.auth import settings_files
+
+    state: dict[str, tuple[bool, Path]] = {}
+    for path in settings_files(project_dir):
+        data = _read_json(path)
+        plugins = data.get("enabledPlugins") if isinstance(data, dict) else None
+        if not isinstance(plugins, dict):
+            continue
+        for plugin_id, enabled in plugins.items():
+            if str(plugin_id).split("@", 1)[0] == PLUGIN_NAME:
+                state[str(plugin_id)] = (enabled is True, path)
+    on = [(pid, path) for pid, (enabled, path) in state.items() if enabled]
+    return on[0] if on else None
+
+
+def plugin_install_path(plugin_id: str) -> Path | None:
+    """Where Claude Code unpacked the plugin (``plugins/installed_plugins.json``)."""
+    from ..agent.auth import claude_config_dir
+
+    data = _read_json(claude_config_dir() / "plugins" / "installed_plugins.json")
+    entries = data.get("plugins", {}).get(plugin_id) if isinstance(data, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("installPath"), str):
+            return Path(entry["installPath"])
+    return None
+
+
+def _check_plugin(plugin_id: str, settings: Path) -> list[Finding]:
+    """The enabled plugin's hooks are where Claude Code will run them from."""
+    root = plugin_install_path(plugin_id)
+    if root is None:
+        return [Finding("install", "warn", f"the plugin {plugin_id} is enabled in {settings} "
+                        "but not in Claude Code's installed plugins",
+                        f"`/plugin install {plugin_id}` in Claude Code")]
+    runner = root / "hooks" / "memoir-hook"
+    if not os.access(runner, os.X_OK):
+        return [Finding("install", "fail", f"the plugin {plugin_id} is enabled but its hook "
+                        f"runner {runner} is missing or not executable",
+                        f"reinstall it: `/plugin uninstall {plugin_id}` then "
+                        f"`/plugin install {plugin_id}`")]
+    findings = [Finding("install", "ok", f"hooks come from the enabled plugin {plugin_id} "
+                        f"({root})")]
+    python = os.environ.get("MEMOIR_PYTHON") or shutil.which("python3")
+    if python is None:
+        return findings + [Finding("install", "fail", "the plugin's hooks need a `python3` on "
+                                   "PATH and there is none (they answer {} and record nothing)",
+                                   "install Python 3.11 or later, or set MEMOIR_PYTHON")]
+    try:
+        done = subprocess.run([python, "-I", "-S", "-c",
+                               "import sys; print(sys.version_info >= (3, 11))"],
+                              capture_output=True, text=True, timeout=20)
+        modern = done.stdout.strip() == "True"
+    except (OSError, subprocess.TimeoutExpired):
+        modern = False
+    if not modern:
+        findings.append(Finding("install", "fail", f"the plugin's hooks run with {python}, which "
+                                "is not a working Python 3.11 or later (they record nothing)",
+                                "put a Python >= 3.11 first on PATH as python3, or set "
+                                "MEMOIR_PYTHON to one"))
     return findings
 
 
@@ -265,7 +361,40 @@ def check_runtime(home: Path) -> list[Finding]:
     return findings or [Finding("runtime", "ok", "no stale sockets, spool or orphans")]
 
 
-def check_agent(settings: Settings, live: bool = False) -> list[Finding]:
+def check_health(settings: Settings) -> list[Finding]:
+    """What ``memoir status`` reports: agent failures, fallbacks, parked events, workers.
+
+    Read-only, like the rest of the doctor without --fix: the database is not
+    migrated or otherwise touched here.
+    """
+    from ..health import check_health as verdict
+    from ..store import Store
+
+    path = Path(db_path(settings.home))
+    if not path.exists():
+        return [Finding("health", "ok", "nothing recorded yet")]
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3)
+    except sqlite3.Error as e:
+        return [Finding("health", "warn", f"cannot read {path}: {e}", "see the database check")]
+    try:
+        health = verdict(Store(conn, str(path)), settings)
+    except sqlite3.Error as e:
+        return [Finding("health", "warn", f"cannot read the health records: {e}",
+                        "run any `memoir` command (it migrates the database), then retry")]
+    finally:
+        conn.close()
+    if health.level == "healthy":
+        return [Finding("health", "ok", health.headline())]
+    found = []
+    for reason in health.reasons:
+        detail, _, fix = reason.partition("; fix: ")
+        found.append(Finding("health", "fail", detail, fix))
+    return found
+
+
+def check_agent(settings: Settings, live: bool = False,
+                project_dir: Path | None = None) -> list[Finding]:
     """The Agent SDK and its Claude Code CLI are there, runnable, and have credentials."""
     import importlib.util
 
@@ -289,15 +418,20 @@ def check_agent(settings: Settings, live: bool = False) -> list[Finding]:
         return [Finding("agent", "fail", f"{cli} does not run: {version[:200]}",
                         "reinstall claude-agent-sdk")]
     findings = [Finding("agent", "ok", f"Claude Code CLI {version} at {cli}")]
-    home = Path.home()
-    credentials = (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
-                   or os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")
-                   or (home / ".claude" / ".credentials.json").exists())
-    if not credentials:
-        findings.append(Finding("agent", "warn", "no API key or Claude login found in this "
-                                "environment (the worker inherits the hook's environment, "
-                                "which may differ)", "log in with `claude` once, or export "
-                                "ANTHROPIC_API_KEY where Claude Code runs"))
+    from ..agent.auth import find_credential
+
+    credential = find_credential(project_dir)
+    if credential.kind == "none":
+        findings.append(Finding("agent", "warn", "no API key, apiKeyHelper or Claude login "
+                                "found in this environment or your Claude Code settings (the "
+                                "worker inherits the hook's environment, which may differ)",
+                                "log in with `claude` once, export ANTHROPIC_API_KEY where "
+                                "Claude Code runs, or set apiKeyHelper in "
+                                "~/.claude/settings.json"))
+    else:
+        how = {"environment": "the environment variable", "api-key-helper": "apiKeyHelper in",
+               "settings-env": "an env key in", "login": "your Claude login in"}[credential.kind]
+        findings.append(Finding("agent", "ok", f"credentials: {how} {credential.source}"))
     if live:
         findings.append(_live_agent(settings))
     return findings
@@ -321,8 +455,11 @@ def _live_agent(settings: Settings) -> Finding:
     try:
         reply = asyncio.run(ask())
     except AgentError as e:
-        return Finding("agent", "fail", f"the agent ({settings.model}) did not answer: {e}",
-                       "check credentials, network and MEMOIR_MODEL; see logs/memoir.log")
+        from ..agent.failures import EXPLAIN, classify
+
+        what, fix = EXPLAIN[classify(e)]
+        return Finding("agent", "fail", f"the agent ({settings.model}) did not answer: {what} "
+                       f"({e})", fix)
     return Finding("agent", "ok", f"the agent ({settings.model}) answered: {reply[:60]!r}")
 
 
@@ -331,7 +468,8 @@ def run_checks(settings: Settings, project_dir: Path, *, fix: bool = False,
     """Every check, in the order a user would fix things."""
     home = Path(settings.home)
     return (check_install(project_dir) + check_permissions(home, fix)
-            + check_database(home, fix) + check_runtime(home) + check_agent(settings, live))
+            + check_database(home, fix) + check_runtime(home) + check_health(settings)
+            + check_agent(settings, live, project_dir))
 
 
 def as_json(findings: list[Finding]) -> list[dict[str, str]]:

@@ -7,8 +7,8 @@ transaction that stores the observations made from them, so a crash at any point
 neither loses an event nor duplicates an observation.
 
 :class:`Store` is the connection's lifecycle; its queries live in one module per
-area (``sessions``, ``prompts``, ``events``, ``memories``; for the viewer and
-the user's own changes ``browsing``, ``curation``, ``transfer``).
+area (``sessions``, ``prompts``, ``events``, ``memories``, ``health``; for the
+viewer and the user's own changes ``browsing``, ``curation``, ``transfer``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .browsing import BrowsingQueries
 from .connection import BUSY_TIMEOUT, StoreConnection, quarantine, store_error
 from .curation import CurationQueries
 from .events import EventQueries
+from .health import HealthQueries
 from .memories import MemoryQueries
 from .prompts import PromptQueries
 from .schema import migrate
@@ -33,8 +34,8 @@ from .transfer import TransferQueries
 log = get_logger(__name__)
 
 
-class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, BrowsingQueries,
-            CurationQueries, TransferQueries):
+class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, HealthQueries,
+            BrowsingQueries, CurationQueries, TransferQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------

@@ -322,6 +322,32 @@ def m0004_recall(conn: sqlite3.Connection) -> None:
 
 
 @migration
+def m0006_health(conn: sqlite3.Connection) -> None:
+    """What ``memoir status`` and ``doctor`` report: the last failure of each part."""
+    _execute_script(conn, f"""
+        -- One row per part of the pipeline (bounded: never more than three):
+        -- when it last worked, when it last failed and why. A failure newer
+        -- than the last success is what makes memory degraded.
+        CREATE TABLE health (
+            component TEXT PRIMARY KEY
+                CHECK (component IN ('agent', 'worker', 'bootstrap')),
+            ok_at TEXT,
+            failed_at TEXT,
+            -- A short machine tag (agent.failures.FailureKind, ...) and the
+            -- error's text as the failing process saw it.
+            reason TEXT NOT NULL DEFAULT '',
+            message TEXT NOT NULL DEFAULT '',
+            session TEXT,
+            updated_at TEXT NOT NULL DEFAULT ({_NOW})
+        );
+        -- check_health counts these on every `memoir status`: without the
+        -- partial indexes that would scan every event and summary ever stored.
+        CREATE INDEX events_parked ON events(session_id) WHERE status = 'failed';
+        CREATE INDEX summaries_fallback ON summaries(created_at) WHERE kind = 'fallback';
+        """)
+
+
+@migration
 def m0009_user_edits(conn: sqlite3.Connection) -> None:
     """Observations corrected by the user: marked, and guarded against overwriting."""
     _execute_script(conn, """

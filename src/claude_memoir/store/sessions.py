@@ -163,4 +163,9 @@ class SessionQueries(Connected):
         ).fetchall()
         return [session_row(r) for r in rows]
 
-
+    def active_sessions_without_worker(self) -> list[SessionRow]:
+        """Active sessions no worker is recorded for (the plugin's installer wakes these)."""
+        rows = self.conn.execute(
+            "SELECT * FROM sessions WHERE status = 'active' AND worker_pid IS NULL ORDER BY id"
+        ).fetchall()
+        return [session_row(r) for r in rows]

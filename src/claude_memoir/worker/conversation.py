@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from ..agent.client import MemoryAgent
 from ..agent.prompts import SYSTEM_PROMPT, init_prompt, session_recap
 from ..config import Settings
-from ..errors import AgentError
+from ..errors import AgentError, MemoirError
 from ..log import get_logger
 from ..paths import agent_dir
 from ..store import SessionRow, Store
@@ -27,7 +27,12 @@ from .storethread import StoreThread
 
 log = get_logger("claude_memoir.worker")
 
-AgentFactory = Callable[[str, Path, "str | None"], MemoryAgent]
+class AgentFactory(Protocol):
+    """Builds the session's agent: model, working directory, session to resume, project."""
+
+    def __call__(self, model: str, cwd: Path, resume: str | None,
+                 project: str | None = None) -> MemoryAgent: ...
+
 AgentState = Literal["not-started", "starting", "ready", "busy", "failed"]
 
 # Agent failures in a row before the worker stops asking and falls back...
@@ -70,6 +75,9 @@ class Conversation:
         # agent session id so a resuming worker keeps counting.
         self.context_chars = 0
         self.rollovers = 0
+        # True until this worker recorded a success after its last failure:
+        # one health write per start and per recovery, not one per request.
+        self._health_unknown = True
 
     def adopt(self, session: SessionRow) -> None:
         """Start from the stored session: a conversation to resume keeps its size."""
@@ -109,7 +117,7 @@ class Conversation:
                 self._introduced = fresh = True
             self.state = "busy"
             reply = await agent.ask(text, self.settings.agent_timeout)
-        except AgentError:
+        except AgentError as e:
             self.failures += 1
             self.last_failure = time.monotonic()
             self.state = "failed"
@@ -117,9 +125,12 @@ class Conversation:
             # continues: count it, so the bound errs towards an early rollover.
             self.context_chars += len(text)
             await self.close()
+            await self._record_health(e)
             raise
         self.state = "ready"
         self.failures = 0
+        if self._health_unknown:
+            await self._record_health(None)
         self.context_chars += (len(SYSTEM_PROMPT) if fresh else 0) + len(text) + len(reply)
         await self._save(agent.session_id or self.session.agent_session_id)
         return reply
@@ -132,6 +143,29 @@ class Conversation:
             await agent.close()
 
     # -- internals -----------------------------------------------------------
+
+    async def _record_health(self, error: AgentError | None) -> None:
+        """Record the agent's success, or its failure and why, where `memoir status` sees it.
+
+        A log line alone left users with fallback summaries and no idea why
+        ("not logged in", "connection refused"). A store that cannot take the
+        record must not turn an agent failure into a worker failure.
+        """
+        from ..agent.failures import classify
+
+        session = self.session_id
+        try:
+            if error is None:
+                await self.db.call(lambda store: store.record_ok("agent"))
+                self._health_unknown = False
+                return
+            kind = classify(error)
+            message = str(error)
+            await self.db.call(
+                lambda store: store.record_failure("agent", kind, message, session))
+            self._health_unknown = True
+        except MemoirError as e:
+            log.warning("session %s: cannot record the agent's health: %s", session, e)
 
     async def _save(self, agent_session: str | None) -> None:
         session_id, chars = self.session_id, self.context_chars
@@ -158,7 +192,7 @@ class Conversation:
         resume = self.session.agent_session_id
         self.state = "starting"
         home = Path(agent_dir(self.settings.home))
-        agent = self.agent_factory(self.settings.model, home, resume)
+        agent = self.agent_factory(self.settings.model, home, resume, self.session.cwd or None)
         try:
             await agent.start()
         except AgentError as e:
@@ -169,7 +203,8 @@ class Conversation:
             # not cost the session its memory: start fresh once.
             log.warning("agent resume %s failed (%s); starting a fresh agent session",
                         resume, e)
-            agent = self.agent_factory(self.settings.model, home, None)
+            agent = self.agent_factory(self.settings.model, home, None,
+                                       self.session.cwd or None)
             await agent.start()
             resume = None
         self.agent = agent

@@ -50,18 +50,40 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         listener = listen_on(path)
-        import asyncio
+        try:
+            # psutil first: every worker needs it (parent watch, agent pids),
+            # and a Python without it must say so where `memoir status` looks.
+            import asyncio
 
-        from ..log import setup_logging
-        from .service import Worker, serve
+            import psutil  # noqa: F401
 
+            from ..log import setup_logging
+            from .service import Worker, serve
+        except ImportError as e:
+            log.error("worker for session %s cannot start: %s (python %s)", session_id, e,
+                      sys.executable)
+            _record_start_failure(settings.home, "missing-dependency",
+                                  f"{e} (python {sys.executable})", session_id)
+            return 1
         setup_logging(settings.home, settings.log_level)
         return asyncio.run(serve(Worker(settings, session_id, listener=listener)))
     except AlreadyRunning as e:
         log.info("session %s: %s; exiting", session_id, e)
         return 0
-    except Exception:
+    except Exception as e:
         log.exception("worker for session %s crashed", session_id)
+        _record_start_failure(settings.home, "crashed", f"{type(e).__name__}: {e}", session_id)
         return 1
     finally:
         lock.release()
+
+
+def _record_start_failure(home: str, reason: str, message: str, session_id: str) -> None:
+    """Record a worker that could not run where `memoir status`/`doctor` see it."""
+    try:
+        from ..store import Store
+
+        with Store.open(home) as store:
+            store.record_failure("worker", reason, message, session_id)
+    except Exception as e:  # the process edge: the log line above stays
+        log.error("cannot record the worker's failure: %s", e)

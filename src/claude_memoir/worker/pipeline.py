@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from .. import launch, spool
-from ..agent.digest import fallback_summary
+from ..agent.digest import NOTHING_TO_SUMMARIZE, fallback_summary
 from ..agent.models import Observation
 from ..agent.prompts import EventView, observation_prompt, summary_prompt
 from ..config import Settings
@@ -165,7 +165,7 @@ class Pipeline:
 
                 summary = parse_summary(reply)
                 if summary is None and "<skip_summary" in reply:
-                    note = "Built from raw events; the memory agent found nothing to summarize."
+                    note = NOTHING_TO_SUMMARIZE
             if summary is None and note is None:
                 log.warning("no usable summary for prompt %d of %s", prompt_number,
                             self.session_id)

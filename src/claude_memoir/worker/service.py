@@ -193,6 +193,9 @@ class Worker:
             self._write_pid_file()
             pid, started = os.getpid(), self.create_time
             await self.db.call(lambda store: store.set_worker(session.id, pid, started))
+            # A worker that got this far can import what it needs: clears a
+            # "cannot import" recorded by an earlier one (`memoir status`).
+            await self.db.call(lambda store: store.record_ok("worker"))
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 await self._loop()
