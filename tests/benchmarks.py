@@ -10,7 +10,9 @@ Sections (all by default, in this order):
 * ``worker``: spawn-to-listening time, worker and agent RSS idle and after 1,000 events;
 * ``burst``: 1,000 post-tool-use hooks over 10 sessions at concurrency 10: events
   lost, errors, spooling, throughput;
-* ``tokens``: what the memory agent costs over a scripted session (mock API log).
+* ``tokens``: what the memory agent costs over a scripted session (mock API log), in
+  prompt capture (the default) and live capture (per event, as before issue 12);
+  ``--full`` adds a 500-tool session of each.
 
 Hooks run as Claude Code runs them: the command ``memoir install`` writes
 (``install.hook_command``), the payload on stdin, cwd and ``CLAUDE_PROJECT_DIR``
@@ -35,6 +37,7 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import shlex
 import shutil
@@ -211,9 +214,9 @@ def timed_row(section: str, case: str, samples: Samples, floor: float, *,
 
 
 def value_row(section: str, case: str, value: float, unit: str, *, target: str = "",
-              ok: bool | None = None, note: str = "") -> Row:
-    """A row for a count, size or rate."""
-    return Row(section, case, target, ok, value=round(value, 1), unit=unit, note=note)
+              ok: bool | None = None, note: str = "", digits: int = 1) -> Row:
+    """A row for a count, size or rate (``digits`` after the point kept)."""
+    return Row(section, case, target, ok, value=round(value, digits), unit=unit, note=note)
 
 
 # -- processes -------------------------------------------------------------------------
@@ -667,7 +670,13 @@ class Bench:
 
     def sandbox(self, name: str, latency: float = 0.0, **extra_env: str) -> Sandbox:
         """A new sandbox with a mock API of its own (so its request log is its own)
-        that holds each agent reply ``latency`` seconds."""
+        that holds each agent reply ``latency`` seconds.
+
+        Workers observe every event as it comes (MEMOIR_CAPTURE=live) unless a
+        section says otherwise: the load sections wait for events to be observed,
+        and live capture is the heavier load on the machine the hooks run on.
+        """
+        extra_env.setdefault("MEMOIR_CAPTURE", "live")
         box = Sandbox(self, name, MockAnthropic(agent_delay=latency).start(), extra_env)
         self.sandboxes.append(box)
         return box
@@ -1051,36 +1060,58 @@ def _wait_drained(box: Sandbox, sids: list[str]) -> float:
 
 # -- section: tokens ------------------------------------------------------------------------
 
+# Issue 12's targets for prompt capture.
+MAX_INPUT_PER_CALL = 1_500
+MAX_REQUESTS_PER_CALL = 0.2
+# "Flat" at 500 tools: at most this much above the 100-tool figure.
+FLAT_FACTOR = 1.25
+
 
 def bench_tokens(bench: Bench) -> list[Row]:
-    """What the memory agent costs per observed tool call, from the mock API's log."""
+    """What the memory agent costs per observed tool call, from the mock API's log,
+    in prompt capture (the default) and in live capture (the old per-event mode)."""
     section = "tokens"
     plan = bench.plan
-    variants: list[tuple[str, dict[str, str], int]] = [
-        ("default", {}, plan.token_prompts),
-        ("limit 0", {"MEMOIR_AGENT_CONTEXT_LIMIT": "0"}, plan.token_prompts),
+    calls = plan.token_prompts * plan.token_tools
+    variants: list[tuple[str, str, int]] = [
+        (f"prompt, {calls} tools", "prompt", plan.token_prompts),
+        (f"live, {calls} tools", "live", plan.token_prompts),
     ]
     if plan.long_prompts:
-        variants.append((f"{plan.long_prompts * plan.token_tools} tools", {}, plan.long_prompts))
+        long_calls = plan.long_prompts * plan.token_tools
+        variants += [(f"prompt, {long_calls} tools", "prompt", plan.long_prompts),
+                     (f"live, {long_calls} tools", "live", plan.long_prompts)]
     rows: list[Row] = []
-    for k, (label, extra, prompts) in enumerate(variants):
-        rows += _token_session(bench, f"tokens{k}", label, extra, prompts)
+    per_call: dict[str, float] = {}
+    for k, (label, capture, prompts) in enumerate(variants):
+        rows += _token_session(bench, f"tokens{k}", label, capture, prompts, per_call)
+    if plan.long_prompts:
+        short, long = per_call.get(variants[0][0]), per_call.get(variants[2][0])
+        if short and long:
+            rows.append(value_row(section, "prompt: input tokens per tool call, 500 vs 100",
+                                  long / short, "x", target=f"<= {FLAT_FACTOR:g}x (flat)",
+                                  ok=long / short <= FLAT_FACTOR,
+                                  note=f"{long:,.0f} vs {short:,.0f}"))
     bench.note(section, f"scripted sessions: {plan.token_prompts} prompts x {plan.token_tools} "
                         "tool calls (Read/Bash/Grep/Edit/Write, one ~130,000-char Read), a stop "
-                        "per prompt, then session-end; each call after the worker caught up, "
-                        "as when a model thinks between calls")
+                        "per prompt, then session-end; in live capture each call after the "
+                        "worker caught up, as when a model thinks between calls"
+               + (f"; --full adds {plan.long_prompts} prompts x {plan.token_tools}"
+                  if plan.long_prompts else ""))
     bench.note(section, f"input tokens ~ characters of json.dumps(system) + json.dumps(messages)"
                         f" + json.dumps(tools) / {CHARS_PER_TOKEN}; output tokens ~ characters "
-                        f"of the mock's replies / {CHARS_PER_TOKEN}")
-    bench.note(section, "'limit 0' sets MEMOIR_AGENT_CONTEXT_LIMIT=0: no bound on the agent's "
-                        "conversation, which every request resends (the cost before the bound)")
+                        f"of the mock's replies / {CHARS_PER_TOKEN} (the mock reports the same "
+                        "figures as usage, which the workers store)")
+    bench.note(section, "prompt = MEMOIR_CAPTURE=prompt (default: a prompt's events with its "
+                        "summary in one request); live = MEMOIR_CAPTURE=live (each event at "
+                        "once, a summary request per prompt: the behaviour before issue 12)")
     return rows
 
 
-def _token_session(bench: Bench, name: str, label: str, extra_env: dict[str, str],
-                   prompts: int) -> list[Row]:
+def _token_session(bench: Bench, name: str, label: str, capture: str, prompts: int,
+                   per_call: dict[str, float]) -> list[Row]:
     """Run one scripted session through real hooks and worker; its agent's cost as rows."""
-    box = bench.sandbox(name, **extra_env)
+    box = bench.sandbox(name, MEMOIR_CAPTURE=capture)
     cost = AgentCost()
     with box.active():
         sid = new_session_id()
@@ -1093,14 +1124,19 @@ def _token_session(bench: Bench, name: str, label: str, extra_env: dict[str, str
                 box.must_hook("post-tool-use",
                               box.payloads.mixed_tool(sid, calls, big_read=calls == 3))
                 calls += 1
-                wait_until(lambda: box.pending(sid) == 0 and box.spooled_files() == 0, 120,
-                           "the worker to observe a tool call")
+                if capture == "live":
+                    wait_until(lambda: box.pending(sid) == 0 and box.spooled_files() == 0, 120,
+                               "the worker to observe a tool call")
+                else:
+                    wait_until(lambda: box.spooled_files() == 0, 120,
+                               "the tool call to be recorded")
                 cost.take(box.mock)
             box.must_hook("stop", box.payloads.make("stop", sid))
             wait_until(lambda number=number: box.scalar(  # type: ignore[misc]
                 "SELECT COUNT(*) FROM summaries m JOIN sessions s ON s.id = m.session_id"
                 " WHERE s.claude_session_id = ? AND m.prompt_number = ?", sid, number),
-                120, f"the summary of prompt {number}")
+                300, f"the summary of prompt {number}")
+            cost.take(box.mock)
         pid = (box.ping(sid) or {}).get("pid")
         box.must_hook("session-end", box.payloads.make("session_end_other", sid))
         if pid:
@@ -1112,7 +1148,63 @@ def _token_session(bench: Bench, name: str, label: str, extra_env: dict[str, str
         observed = box.scalar(
             "SELECT COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id"
             " WHERE s.claude_session_id = ? AND e.status = 'processed'", sid)
-    return _token_rows(label, cost, calls, observed, summaries, prompts)
+        recorded = box.scalar("SELECT COUNT(*) FROM agent_requests")
+        recorded_in = box.scalar("SELECT SUM(input_tokens + cache_read_tokens"
+                                 " + cache_write_tokens) FROM agent_requests")
+        reached, missing = _content_reached(box, sid, cost)
+    per_call[label] = sum(cost.sizes) / max(calls, 1)
+    return _token_rows(label, capture, cost, calls, observed, summaries, prompts, reached,
+                       missing, recorded, recorded_in)
+
+
+def _escaped(text: str) -> str:
+    """Session text as the worker's messages carry it (XML-escaped)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _snippets(tool: str, tool_input: Any, response: Any) -> list[str]:
+    """Distinctive pieces of one scripted event: its input and the start of its output."""
+    tin = tool_input if isinstance(tool_input, dict) else {}
+    resp = response if isinstance(response, dict) else {}
+    found: list[str] = []
+    if tool == "Bash":
+        found += [tin.get("command", ""), str(resp.get("stdout", "")).split("\n")[0]]
+    elif tool == "Grep":
+        found += [tin.get("pattern", ""), str(resp.get("content", "")).split("\n")[0]]
+    elif tool == "Read":
+        content = str((resp.get("file") or {}).get("content", "")) if resp else ""
+        if not content and isinstance(response, str):  # too big: stored as bounded JSON text
+            content = response.split('"content": "', 1)[-1]
+        found += [tin.get("file_path", ""), content.split("\n")[0][:60]]
+    elif tool == "Edit":
+        found += [tin.get("file_path", ""), tin.get("old_string", ""), tin.get("new_string", "")]
+    elif tool == "Write":
+        found += [tin.get("file_path", ""), str(tin.get("content", "")).split("\n")[0]]
+    return [_escaped(f) for f in found if f]
+
+
+def _content_reached(box: Sandbox, sid: str, cost: AgentCost) -> tuple[int, list[int]]:
+    """How many of the session's events reached the agent with their content, and the
+    ids of those that did not (checked against the event blocks of every request)."""
+    with contextlib.closing(sqlite3.connect(db_path(box.home), timeout=10)) as conn:
+        events = conn.execute(
+            "SELECT e.id, e.tool_name, e.tool_input, e.tool_response FROM events e"
+            " JOIN sessions s ON s.id = e.session_id WHERE s.claude_session_id = ?"
+            " ORDER BY e.id", (sid,)).fetchall()
+    reached, missing = 0, []
+    for event_id, tool, raw_in, raw_out in events:
+        block = cost.blocks.get(int(event_id))
+        if block is None:
+            missing.append(int(event_id))
+            continue
+        for ref in re.findall(r'same_as="(\d+)"', block):
+            block += cost.blocks.get(int(ref), "")
+        tin, out = json.loads(raw_in), json.loads(raw_out)
+        if all(snippet in block for snippet in _snippets(tool, tin, out)):
+            reached += 1
+        else:
+            missing.append(int(event_id))
+    return reached, missing
 
 
 def input_chars(body: dict[str, Any]) -> int:
@@ -1132,17 +1224,22 @@ def output_chars(req: RecordedRequest) -> int:
     return total
 
 
+_EVENT_BLOCK = re.compile(r'<event id="(\d+)">(.*?)</event>', re.S)
+
+
 @dataclass
 class AgentCost:
     """The memory agent's requests to the mock, tallied as they come.
 
     Each request resends the whole agent conversation, so a long session's
-    request log would hold gigabytes of bodies; only the figures are kept.
+    request log would hold gigabytes of bodies; only the figures are kept, and
+    the first block of each event the agent was sent (to check its content).
     """
 
     sizes: list[int] = field(default_factory=list)  # estimated input tokens per request
     output_chars: int = 0
     tools_sent: int = 0
+    blocks: dict[int, str] = field(default_factory=dict)
 
     def take(self, mock: MockAnthropic) -> None:
         """Tally the agent's Messages requests the mock received since the last call."""
@@ -1151,10 +1248,13 @@ class AgentCost:
                 self.sizes.append(input_chars(req.body) // CHARS_PER_TOKEN)
                 self.output_chars += output_chars(req)
                 self.tools_sent += len(req.body.get("tools") or [])
+                for event_id, body in _EVENT_BLOCK.findall(req.last_user_text()):
+                    self.blocks.setdefault(int(event_id), body)
 
 
-def _token_rows(label: str, cost: AgentCost, calls: int, observed: int, summaries: int,
-                prompts: int) -> list[Row]:
+def _token_rows(label: str, capture: str, cost: AgentCost, calls: int, observed: int,
+                summaries: int, prompts: int, reached: int, missing: list[int],
+                recorded: int, recorded_in: int) -> list[Row]:
     """The cost figures of one scripted session."""
     section = "tokens"
     sizes = cost.sizes
@@ -1163,12 +1263,24 @@ def _token_rows(label: str, cost: AgentCost, calls: int, observed: int, summarie
     half = len(sizes) // 2
     growth = (f"median first half {statistics.median(sizes[:half]):,.0f}, second half "
               f"{statistics.median(sizes[half:]):,.0f}" if half else "")
+    per_call_in = total_in / max(calls, 1)
+    per_call_requests = len(sizes) / max(calls, 1)
+    targeted = capture == "prompt"
     return [
         value_row(section, f"{label}: session recorded", observed, "events",
                   target=f"{calls} events, {prompts} summaries",
                   ok=observed == calls and summaries == prompts,
-                  note=f"{summaries} summaries written by the agent"),
-        value_row(section, f"{label}: agent requests", len(sizes), "requests"),
+                  note=f"{summaries} prompts ended with an agent summary"),
+        value_row(section, f"{label}: events whose content reached the agent", reached,
+                  "events", target=f"= {calls}", ok=reached == calls,
+                  note=f"missing: {missing[:10]}" if missing else ""),
+        value_row(section, f"{label}: agent requests", len(sizes), "requests",
+                  note=f"{recorded} recorded in agent_requests ({recorded_in:,} input tokens "
+                       "as reported)"),
+        value_row(section, f"{label}: agent requests per tool call", per_call_requests,
+                  "requests", target=f"<= {MAX_REQUESTS_PER_CALL:g}" if targeted else "",
+                  ok=per_call_requests <= MAX_REQUESTS_PER_CALL if targeted else None,
+                  digits=3),
         value_row(section, f"{label}: tool definitions sent", cost.tools_sent, "tools",
                   target="= 0", ok=cost.tools_sent == 0),
         value_row(section, f"{label}: input tokens total", total_in, "tokens"),
@@ -1176,8 +1288,9 @@ def _token_rows(label: str, cost: AgentCost, calls: int, observed: int, summarie
                   statistics.median(sizes) if sizes else 0, "tokens", note=growth),
         value_row(section, f"{label}: largest request", max(sizes, default=0), "tokens"),
         value_row(section, f"{label}: output tokens total", total_out, "tokens"),
-        value_row(section, f"{label}: input tokens per tool call", total_in / max(calls, 1),
-                  "tokens"),
+        value_row(section, f"{label}: input tokens per tool call", per_call_in, "tokens",
+                  target=f"<= {MAX_INPUT_PER_CALL:,}" if targeted else "",
+                  ok=per_call_in <= MAX_INPUT_PER_CALL if targeted else None),
         value_row(section, f"{label}: output tokens per tool call", total_out / max(calls, 1),
                   "tokens"),
     ]
@@ -1248,7 +1361,8 @@ def table(rows: list[Row], notes: dict[str, list[str]]) -> str:
             result = "-" if r.ok is None else ("PASS" if r.ok else "FAIL")
             value = "" if r.value is None else (
                 f"{r.value:,.0f} {r.unit}" if float(r.value).is_integer()
-                else f"{r.value:,.1f} {r.unit}")
+                else f"{r.value:,.1f} {r.unit}" if abs(r.value) >= 10
+                else f"{r.value:,.3g} {r.unit}")
             out.append(f"{r.case:<{width}}{r.runs or '':>4}{_fmt(r.median_ms, '.1f'):>11}"
                        f"{_fmt(r.p95_ms, '.1f'):>9}{_fmt(r.x_floor, '.2f'):>9}{value:>14}  "
                        f"{r.target:<24}{result:<7}{r.note}")

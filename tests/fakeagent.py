@@ -11,7 +11,11 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 
+from claude_memoir.agent.models import AgentReply, Usage
 from claude_memoir.errors import AgentError
+
+# What the fake agent bills: haiku's list prices per token (input, output).
+PRICE_IN, PRICE_OUT = 1e-6, 5e-6
 
 
 @dataclass
@@ -33,6 +37,8 @@ class FakeAgent:
     replies: list[str] = field(default_factory=list)
     started: int = 0
     closed: int = 0
+    # Running total cost of this agent's session, reported like the CLI does.
+    cost_total: float = 0.0
     _session_id: str | None = None
 
     @property
@@ -45,7 +51,7 @@ class FakeAgent:
         self.started += 1
         self._session_id = self.resume or self.new_session_id
 
-    async def ask(self, text: str, timeout: float) -> str:
+    async def ask(self, text: str, timeout: float) -> AgentReply:
         self.messages.append(text)
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -54,18 +60,24 @@ class FakeAgent:
             raise AgentError("fake ask failure", reason="sdk")
         reply = self._reply(text)
         self.replies.append(reply)
-        return reply
+        tokens_in, tokens_out = len(text) // 4, len(reply) // 4
+        self.cost_total += tokens_in * PRICE_IN + tokens_out * PRICE_OUT
+        return AgentReply(text=reply, usage=Usage(input_tokens=tokens_in,
+                                                  output_tokens=tokens_out,
+                                                  cost_total_usd=self.cost_total))
 
     def _reply(self, text: str) -> str:
-        if "MEMOIR-SUMMARY-REQUEST" in text:
-            return (f"<summary><request>req</request><learned>{self.summary_text}</learned>"
-                    "<completed>done</completed></summary>")
+        """Observations for the events a message carries, then a summary if asked."""
         tools = re.findall(r"<tool>(.*?)</tool>", text)
         ids = re.findall(r'<event id="(\d+)">', text)
-        return "\n".join(
+        parts = [
             f"<observation><type>change</type><title>Used {t} #{i}</title>"
             f"<subtitle>event {ids[i] if i < len(ids) else '?'}</subtitle>"
-            f"<narrative>fake</narrative></observation>" for i, t in enumerate(tools))
+            f"<narrative>fake</narrative></observation>" for i, t in enumerate(tools)]
+        if "MEMOIR-SUMMARY-REQUEST" in text:
+            parts.append(f"<summary><request>req</request><learned>{self.summary_text}"
+                         "</learned><completed>done</completed></summary>")
+        return "\n".join(parts)
 
     async def close(self) -> None:
         self.closed += 1

@@ -104,19 +104,33 @@ AGENT_SUMMARY = """Here is the summary.
 
 
 def default_agent_reply(req: RecordedRequest, summary_marker: str) -> Blocks:
-    """The memory agent's mock behaviour: observations for events, a summary on request."""
+    """The memory agent's mock behaviour: one observation per event a message carries,
+    then a summary if the message asks for one (a finished prompt's batch asks both)."""
     last = req.last_user_text()
-    if "MEMOIR-SUMMARY-REQUEST" in last:
-        match = re.search(r"<request>(.*?)</request>", last, re.S)
-        request = (match.group(1).strip() if match else "the user's request")[:200]
-        return [text_block(AGENT_SUMMARY.format(request=request, marker=summary_marker))]
+    parts = []
     if "MEMOIR-OBSERVE" in last:
         tools = re.findall(r"<tool>(.*?)</tool>", last) or ["unknown"]
-        blocks = "\n".join(
-            AGENT_OBSERVATION.format(title=f"Ran {tool} (mock)", tool=tool) for tool in tools
-        )
-        return [text_block(blocks)]
-    return [text_block("Ready.")]
+        parts += [AGENT_OBSERVATION.format(title=f"Ran {tool} (mock)", tool=tool)
+                  for tool in tools]
+    if "MEMOIR-SUMMARY-REQUEST" in last:
+        # The summary request's own <user_request> is the last one in the message
+        # (an init prompt in front of it names the session's first request).
+        found = re.findall(r"<user_request>(.*?)</user_request>", last, re.S)
+        request = (found[-1].strip() if found else "the user's request")[:200]
+        parts.append(AGENT_SUMMARY.format(request=request, marker=summary_marker))
+    return [text_block("\n".join(parts) if parts else "Ready.")]
+
+
+def estimated_usage(req: RecordedRequest, blocks: Blocks) -> dict[str, int]:
+    """Usage as the API would report it, estimated at 4 characters a token: input from
+    the request's system, messages and tools as JSON, output from the reply."""
+    body = req.body
+    chars_in = sum(len(json.dumps(body[key], ensure_ascii=False))
+                   for key in ("system", "messages", "tools") if key in body)
+    chars_out = sum(len(b.get("text", "")) if b.get("type") == "text"
+                    else len(json.dumps(b.get("input", {}))) for b in blocks)
+    return {"input_tokens": chars_in // 4, "output_tokens": max(chars_out // 4, 1),
+            "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
 
 
 @dataclass
@@ -163,7 +177,8 @@ class MockAnthropic:
     with that HTTP status (e.g. 500) to simulate an unavailable LLM.
     ``agent_delay`` holds agent replies that many seconds (only those whose last
     user message contains ``delay_on``, if set), so a test can kill a worker
-    while its request is in flight.
+    while its request is in flight. ``usage`` says what each reply reports as
+    its usage (default: ``estimated_usage``, 4 characters a token).
     """
 
     summary_marker: str = "MOCK-SUMMARY-MARKER"
@@ -172,6 +187,7 @@ class MockAnthropic:
     fail_agent: int | None = None
     agent_delay: float = 0.0
     delay_on: str | None = None
+    usage: Callable[[RecordedRequest, Blocks], dict[str, int]] = estimated_usage
     requests: list[RecordedRequest] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -230,7 +246,9 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _stream_events(blocks: Blocks, model: str, msg_id: str) -> list[bytes]:
+def _stream_events(blocks: Blocks, model: str, msg_id: str,
+                   usage: dict[str, int]) -> list[bytes]:
+    start_usage = {**usage, "output_tokens": 1}
     stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
     out = [
         _sse(
@@ -245,7 +263,7 @@ def _stream_events(blocks: Blocks, model: str, msg_id: str) -> list[bytes]:
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": 10, "output_tokens": 1},
+                    "usage": start_usage,
                 },
             },
         )
@@ -289,7 +307,7 @@ def _stream_events(blocks: Blocks, model: str, msg_id: str) -> list[bytes]:
             "message_delta",
             {"type": "message_delta",
              "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-             "usage": {"output_tokens": 20}},
+             "usage": {"output_tokens": usage["output_tokens"]}},
         )
     )
     out.append(_sse("message_stop", {"type": "message_stop"}))
@@ -356,6 +374,7 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
                                       "error": {"type": "api_error", "message": repr(exc)}})
                 return
             req.reply = blocks
+            usage = mock.usage(req, blocks)
             counter["n"] += 1
             msg_id = f"msg_mock{counter['n']:06d}"
             model = str(body.get("model", "mock-model"))
@@ -366,7 +385,7 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
                 self.send_header("connection", "close")
                 self.end_headers()
                 try:
-                    for chunk in _stream_events(blocks, model, msg_id):
+                    for chunk in _stream_events(blocks, model, msg_id, usage):
                         self.wfile.write(chunk)
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
@@ -377,7 +396,7 @@ def _make_handler(mock: MockAnthropic) -> type[BaseHTTPRequestHandler]:
             self._send_json(200, {
                 "id": msg_id, "type": "message", "role": "assistant", "model": model,
                 "content": blocks, "stop_reason": stop_reason, "stop_sequence": None,
-                "usage": {"input_tokens": 10, "output_tokens": 20},
+                "usage": usage,
             })
 
     return Handler

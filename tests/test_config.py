@@ -257,3 +257,24 @@ def test_agent_context_limit_from_env_and_file(memoir_home: Path,
     assert load_settings().agent_context_limit == 0
     monkeypatch.setenv("MEMOIR_AGENT_CONTEXT_LIMIT", "-5")  # invalid: the file's value
     assert load_settings().agent_context_limit == 20000
+
+
+def test_capture_batch_and_budget_settings(memoir_home: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert (s.capture, s.batch_chars, s.batch_seconds) == ("prompt", 40_000, 300.0)
+    assert (s.daily_budget_usd, s.daily_budget_tokens) == (0.0, 0)
+    write_settings(memoir_home, {"capture": "LIVE", "batch_chars": 9000,
+                                 "daily_budget_usd": 2.5})
+    s = load_settings()
+    assert (s.capture, s.batch_chars, s.daily_budget_usd) == ("live", 9000, 2.5)
+    monkeypatch.setenv("MEMOIR_CAPTURE", "prompt")
+    monkeypatch.setenv("MEMOIR_BATCH_SECONDS", "60")
+    monkeypatch.setenv("MEMOIR_DAILY_BUDGET_TOKENS", "2000000")
+    s = load_settings()
+    assert (s.capture, s.batch_seconds, s.daily_budget_tokens) == ("prompt", 60.0, 2_000_000)
+    # A typo keeps the file's (or default) value instead of breaking hooks.
+    monkeypatch.setenv("MEMOIR_CAPTURE", "per-event")
+    monkeypatch.setenv("MEMOIR_DAILY_BUDGET_USD", "-1")
+    s = load_settings()
+    assert (s.capture, s.daily_budget_usd) == ("live", 2.5)

@@ -14,6 +14,13 @@ import os
 
 from .values import Record
 
+# Hooks load the settings on every tool call: no typing at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    CaptureMode = Literal["prompt", "live"]
+
 DEFAULT_MODEL = "claude-haiku-4-5"
 
 
@@ -57,6 +64,25 @@ class Settings(Record):
     # a recap of the session; every request resends the conversation, so this
     # bounds the size of each request. 0: no bound.
     agent_context_limit: int = 60_000
+    # When tool events go to the memory agent: "prompt" (default) sends a
+    # prompt's events when it finishes, in the same request as its summary, or
+    # earlier once the pending batch passes batch_chars or batch_seconds;
+    # "live" sends each event (or the few queued meanwhile) at once, then a
+    # separate summary request: observations appear sooner, at about ten times
+    # the cost.
+    capture: CaptureMode = "prompt"
+    # Rendered characters of pending events that make a batch go before its
+    # prompt finished, and the most one request carries.
+    batch_chars: int = 40_000
+    # Age in seconds of the oldest pending event that makes a batch go before
+    # its prompt finished, so a long prompt still gets observations.
+    batch_seconds: float = 300.0
+    # Daily spending caps of the memory agent (local calendar day, all
+    # sessions): once today's recorded cost in USD, or tokens (input, output,
+    # cache read and write), reach one, workers stop calling the LLM until the
+    # next day and write fallback summaries. 0: no cap.
+    daily_budget_usd: float = 0.0
+    daily_budget_tokens: int = 0
     log_level: str = "INFO"
 
 
@@ -76,8 +102,17 @@ _ENV = {
     "MEMOIR_EXCLUDE": "exclude",
     "MEMOIR_AGENT_TIMEOUT": "agent_timeout",
     "MEMOIR_AGENT_CONTEXT_LIMIT": "agent_context_limit",
+    "MEMOIR_CAPTURE": "capture",
+    "MEMOIR_BATCH_CHARS": "batch_chars",
+    "MEMOIR_BATCH_SECONDS": "batch_seconds",
+    "MEMOIR_DAILY_BUDGET_USD": "daily_budget_usd",
+    "MEMOIR_DAILY_BUDGET_TOKENS": "daily_budget_tokens",
     "MEMOIR_LOG_LEVEL": "log_level",
 }
+
+#: Allowed values of the settings that are a choice (a typo keeps the default).
+CAPTURE_MODES = ("prompt", "live")
+_CHOICES: dict[str, tuple[str, ...]] = {"capture": CAPTURE_MODES}
 
 
 def memoir_home() -> str:
@@ -126,6 +161,17 @@ def _coerce(name: str, default: object, value: object) -> object:
     return str(value)
 
 
+def _choice(key: str, value: object) -> object:
+    """``value`` for setting ``key``, checked against its allowed values if it has any."""
+    allowed = _CHOICES.get(key)
+    if allowed is None:
+        return value
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise ValueError(f"{key}: expected one of {', '.join(allowed)}")
+    return text
+
+
 def load_settings() -> Settings:
     """Read the settings now: env over ``settings.json`` over defaults.
 
@@ -149,14 +195,14 @@ def load_settings() -> Settings:
     for key, raw in file_values.items():
         if key in by_name and key != "home":
             try:
-                values[key] = _coerce(key, by_name[key], raw)
+                values[key] = _choice(key, _coerce(key, by_name[key], raw))
             except (TypeError, ValueError):
                 pass
     for env_name, key in _ENV.items():
         raw_env = os.environ.get(env_name)
         if raw_env is not None and raw_env != "":
             try:
-                values[key] = _coerce(env_name, by_name[key], raw_env)
+                values[key] = _choice(key, _coerce(env_name, by_name[key], raw_env))
             except (TypeError, ValueError):
                 pass
     return Settings(home=home, **values)

@@ -209,13 +209,13 @@ def test_batch_renders_events_in_order() -> None:
     assert [m for m in re.findall(r"<tool>(.*?)</tool>", message)] == ["Read", "Edit", "Bash"]
     assert re.findall(r"<prompt_number>(\d+)</prompt_number>", message) == ["2", "2", "3"]
     assert message.count("<when>2025-01-02T03:04:05Z</when>") == 3
-    assert '{"file_path": "a.py"}' in message
+    assert "<file>a.py</file>" in message and "<command>pytest</command>" in message
     assert "3 new tool events" in message
 
 
 def test_single_event_output() -> None:
     message = observation_prompt([_event(tool_response={"stdout": "done"})], 4000)
-    assert '<output>{"stdout": "done"}</output>' in message
+    assert "<stdout>done</stdout>" in message
     assert "<error>" not in message
     assert "1 new tool event from" in message
 

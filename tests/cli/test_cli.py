@@ -324,7 +324,9 @@ def test_status_without_workers(history: dict[str, Any]) -> None:
     # The history holds one fallback summary: status starts by saying so.
     assert r.stdout.splitlines()[0] == "DEGRADED: 1 fallback summary in the last 7 days"
     assert "memoir reprocess SESSION" in r.stdout
-    assert r.stdout.strip().splitlines()[-1] == "no live workers"
+    assert r.stdout.strip().splitlines()[-3:] == [
+        "agent today: 0 request(s); $0.00 and 0 tokens spent today; no daily budget set",
+        "", "no live workers"]
     r = memoir("status", "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)

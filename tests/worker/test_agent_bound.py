@@ -34,6 +34,13 @@ E2E_LIMIT = 12_000
 OUTPUT = "o" * 1500
 
 
+@pytest.fixture(autouse=True)
+def live_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events observed one message at a time: the conversation grows by each (in
+    prompt capture a prompt's events go at once, and the same bound applies)."""
+    monkeypatch.setenv("MEMOIR_CAPTURE", "live")
+
+
 def _add_event(home: Path, i: int, output: str = OUTPUT) -> None:
     with Store.open(home) as store:
         session = store.get_session(SID)

@@ -136,8 +136,16 @@ def test_kill9_during_worker_startup_loses_nothing(session: Session) -> None:
     assert_finished(session)
 
 
+@pytest.fixture
+def live_session(run_hook: HookRunner, memoir_home: Path, mock_api: MockAnthropic,
+                 tmp_path: Path) -> Session:
+    """A session whose worker observes each event as it comes (MEMOIR_CAPTURE=live)."""
+    return Session(run_hook, memoir_home, _env(mock_api, tmp_path, MEMOIR_CAPTURE="live"))
+
+
 def test_kill9_mid_stream_agent_dies_too_and_nothing_is_duplicated(
-        session: Session, mock_api: MockAnthropic) -> None:
+        live_session: Session, mock_api: MockAnthropic) -> None:
+    session = live_session
     mock_api.agent_delay, mock_api.delay_on = 3.0, "MEMOIR-OBSERVE"
     session.prompt()
     for _ in range(3):
@@ -156,6 +164,42 @@ def test_kill9_mid_stream_agent_dies_too_and_nothing_is_duplicated(
     assert_finished(session)
 
 
+@pytest.mark.parametrize("stage", ["early batch", "final batch"])
+def test_kill9_mid_batch_loses_nothing_and_still_ends_with_a_summary(
+        run_hook: HookRunner, memoir_home: Path, mock_api: MockAnthropic, tmp_path: Path,
+        stage: str) -> None:
+    """Prompt capture: the worker is SIGKILLed while a batch request is in flight,
+    either one a large open prompt sent early (MEMOIR_BATCH_CHARS) or the finished
+    prompt's batch with its summary request. Its successor, spawned by the next
+    hook, sends the same events again: each is observed exactly once and the prompt
+    ends with the agent's summary."""
+    s = Session(run_hook, memoir_home, _env(mock_api, tmp_path, MEMOIR_BATCH_CHARS="900"))
+    marker = "MEMOIR-OBSERVE" if stage == "early batch" else "MEMOIR-SUMMARY-REQUEST"
+    mock_api.agent_delay, mock_api.delay_on = 5.0, marker
+    s.prompt()
+    for _ in range(3):  # ~1,000 chars estimated: past the batch size
+        s.tool()
+    if stage == "final batch":
+        s.stop()
+    wait_for(lambda: any(marker in r.last_user_text()
+                         for r in mock_api.messages_requests(agent=True)),
+             timeout=60, message=f"the {stage} request in flight")
+    agents = s.agent_pids()
+    os.kill(s.worker_pid(), signal.SIGKILL)
+    wait_for(lambda: not any(is_alive(p, None) for p in agents), timeout=5,
+             message="the agent CLI to die")
+    mock_api.agent_delay = 0.0
+    assert db(s.home).execute("SELECT COUNT(*) FROM events WHERE status = 'processed'"
+                              ).fetchone()[0] == 0  # nothing was stored for the lost batch
+    s.tool()  # finds the stale socket and spawns a worker
+    s.stop()
+    s.end()
+    assert_finished(s)
+    # Every event's content reached the agent in some request.
+    sent = "\n".join(r.last_user_text() for r in mock_api.messages_requests(agent=True))
+    assert all(f"echo step {i}" in sent for i in range(1, s.events + 1))
+
+
 def test_kill9_during_finalize_still_yields_summary(session: Session,
                                                    mock_api: MockAnthropic) -> None:
     mock_api.agent_delay, mock_api.delay_on = 3.0, "MEMOIR-SUMMARY-REQUEST"
@@ -172,7 +216,8 @@ def test_kill9_during_finalize_still_yields_summary(session: Session,
     assert_finished(session)
 
 
-def test_session_end_with_hung_worker_returns_in_budget(session: Session) -> None:
+def test_session_end_with_hung_worker_returns_in_budget(live_session: Session) -> None:
+    session = live_session
     session.prompt()
     session.tool()
     wait_for(lambda: db(session.home).execute(
@@ -252,7 +297,8 @@ def test_parent_watch_ends_worker_when_claude_code_is_gone(
         tmp_path: Path) -> None:
     claude = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     try:
-        s = Session(run_hook, memoir_home, _env(mock_api, tmp_path, CLAUDE_PID=str(claude.pid)))
+        s = Session(run_hook, memoir_home, _env(mock_api, tmp_path, CLAUDE_PID=str(claude.pid),
+                                                MEMOIR_CAPTURE="live"))
         s.prompt()
         s.tool()
         s.worker_pid()

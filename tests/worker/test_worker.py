@@ -158,7 +158,9 @@ def test_socket_is_private_and_removed_on_exit(memoir_home: Path) -> None:
     assert row["worker_pid"] is None
 
 
-def test_pending_events_at_start_are_drained_in_order(memoir_home: Path) -> None:
+def test_pending_events_at_start_are_drained_in_order(
+        memoir_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMOIR_CAPTURE", "live")  # events observed as they come
     _seed(memoir_home, events=3)
     factory = FakeAgentFactory()
 
@@ -176,7 +178,9 @@ def test_pending_events_at_start_are_drained_in_order(memoir_home: Path) -> None
     assert {tuple(json.loads(o["event_ids"])) for o in obs} == {(1, 2, 3)}
 
 
-def test_events_queued_while_agent_busy_go_in_one_batch(memoir_home: Path) -> None:
+def test_events_queued_while_agent_busy_go_in_one_batch(
+        memoir_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMOIR_CAPTURE", "live")  # events observed as they come
     _seed(memoir_home, events=1)
     factory = FakeAgentFactory(template={"delay": 0.5})
 
@@ -308,8 +312,11 @@ def test_agent_failure_is_retried_and_then_succeeds(memoir_home: Path) -> None:
 
 
 def test_locked_database_does_not_kill_worker_or_lose_events(
-        memoir_home: Path, caplog: pytest.LogCaptureFixture) -> None:
+        memoir_home: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
+
+    monkeypatch.setenv("MEMOIR_CAPTURE", "live")  # events observed as they come
 
     _seed(memoir_home)
     factory = FakeAgentFactory()

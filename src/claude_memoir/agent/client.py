@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from ..errors import AgentError
 from ..log import get_logger
+from .models import AgentReply, Usage
 from .prompts import SYSTEM_PROMPT
 
 log = get_logger(__name__)
@@ -42,8 +43,8 @@ class MemoryAgent(Protocol):
         """Start the agent (spawn its process, connect)."""
         ...
 
-    async def ask(self, text: str, timeout: float) -> str:
-        """Send one user message; return the text of the agent's reply."""
+    async def ask(self, text: str, timeout: float) -> AgentReply:
+        """Send one user message; return the agent's reply and the request's usage."""
         ...
 
     async def close(self) -> None:
@@ -199,14 +200,21 @@ class SdkAgent:
             raise AgentError(f"agent failed to start: {e}", reason="start") from e
         log.info("memory agent started (model %s, resume %s)", self.model, self.resume)
 
-    async def ask(self, text: str, timeout: float) -> str:
-        """Send ``text`` and collect the reply up to its ResultMessage."""
+    async def ask(self, text: str, timeout: float) -> AgentReply:
+        """Send ``text`` and collect the reply up to its ResultMessage.
+
+        The ResultMessage's ``usage`` covers this turn alone, while its
+        ``total_cost_usd`` is the CLI's running total for the agent session
+        (measured on CLI 2.1: it grows turn by turn and carries on across a
+        resume); both go into the reply's ``Usage`` as reported.
+        """
         if self._client is None:
             raise AgentError("agent is not started", reason="not-started")
         from claude_agent_sdk import AssistantMessage, ResultMessage, TextBlock
 
         await self._outbox.put(text)
         parts: list[str] = []
+        usage: Usage | None = None
         try:
             async with asyncio.timeout(timeout):
                 async for message in self._client.receive_messages():
@@ -215,6 +223,7 @@ class SdkAgent:
                     elif isinstance(message, ResultMessage):
                         if message.session_id:
                             self._session_id = message.session_id
+                        usage = Usage.from_sdk(message.usage, message.total_cost_usd)
                         if message.is_error:
                             raise AgentError(
                                 f"agent turn failed: {message.result or message.subtype}",
@@ -228,7 +237,7 @@ class SdkAgent:
             raise
         except Exception as e:
             raise AgentError(f"agent failed: {e}", reason="sdk") from e
-        return "".join(parts)
+        return AgentReply(text="".join(parts), usage=usage)
 
     async def close(self) -> None:
         """End the stream and disconnect; the SDK terminates the CLI process."""

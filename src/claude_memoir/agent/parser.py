@@ -17,6 +17,7 @@ import html
 import re
 from collections.abc import Iterable, Iterator
 
+from ..values import Record
 from .models import (
     DEFAULT_OBSERVATION_TYPE,
     OBSERVATION_TYPES,
@@ -320,3 +321,33 @@ def parse_summary(text: str) -> Summary | None:
         if summary is not None:
             chosen = summary
     return chosen
+
+
+# --------------------------------------------------------------------------- #
+# A whole reply
+# --------------------------------------------------------------------------- #
+
+_SKIP_SUMMARY = re.compile(r"<\s*skip_summary\b", re.IGNORECASE)
+
+
+class Reply(Record):
+    """Everything one agent reply holds: observations, and a summary if asked for."""
+
+    observations: list[Observation] = []
+    summary: Summary | None = None
+    # The agent said there was nothing to summarize (<skip_summary/>).
+    skipped_summary: bool = False
+
+
+def parse_reply(text: str) -> Reply:
+    """Parse a reply to a batch: its observations, then its summary (if any).
+
+    A reply to a finished prompt's batch carries both; ``parse_summary`` and
+    ``parse_observations`` already keep each other's blocks apart, so one
+    reply yields both as if they had come in separate replies.
+    """
+    if not text or not isinstance(text, str):
+        return Reply()
+    summary = parse_summary(text)
+    return Reply(observations=parse_observations(text), summary=summary,
+                 skipped_summary=summary is None and bool(_SKIP_SUMMARY.search(text)))

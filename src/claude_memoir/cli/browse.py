@@ -105,8 +105,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Health first (one line: healthy, or degraded and why), then the live workers."""
+    """Health first (one line: healthy, or degraded and why), today's spend, live workers."""
     from .. import ipc
+    from ..budget import budget_status
     from ..config import load_settings
     from ..health import check_health
     from ..paths import socket_path
@@ -117,6 +118,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Store.open(home) as store:
         health = check_health(store, settings)
         sessions = store.sessions_with_workers()
+        budget = budget_status(store, settings)
     rows = []
     for s in sessions:
         row: dict[str, Any] = {"session_id": s.claude_session_id, "pid": s.worker_pid,
@@ -129,6 +131,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             row.update(responsive=False, error=str(e))
         rows.append(row)
     if args.json:
+        # Today's spend in detail is in `memoir usage --json`.
         print_json({"health": {"level": health.level, "headline": health.headline(),
                                "reasons": health.reasons},
                     "workers": rows})
@@ -136,6 +139,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(health.headline())
     for reason in health.reasons:
         print(f"  - {reason}")
+    print(f"agent today: {budget.requests} request(s); {budget.reason}")
+    if budget.reached:
+        print("BUDGET REACHED: memory is degraded until tomorrow (fallback summaries); "
+              "see `memoir usage`")
     print()
     if not rows:
         print("no live workers")

@@ -448,7 +448,8 @@ def _live_agent(settings: Settings) -> Finding:
         agent = SdkAgent(model=settings.model, cwd=Path(agent_dir(settings.home)))
         await agent.start()
         try:
-            return await agent.ask("Reply with the single word: ready", timeout=60)
+            answer = await agent.ask("Reply with the single word: ready", timeout=60)
+            return answer.text
         finally:
             await agent.close()
 
@@ -463,13 +464,46 @@ def _live_agent(settings: Settings) -> Finding:
     return Finding("agent", "ok", f"the agent ({settings.model}) answered: {reply[:60]!r}")
 
 
+def check_budget(settings: Settings) -> list[Finding]:
+    """Today's agent spending against MEMOIR_DAILY_BUDGET_USD / _TOKENS.
+
+    Read-only like check_health: Store.open would migrate the database and
+    tighten the home's mode, which only ``--fix`` may do.
+    """
+    from ..budget import budget_status
+    from ..errors import MemoirError
+    from ..store import Store
+
+    path = Path(db_path(settings.home))
+    if not path.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3)
+    except sqlite3.Error as e:
+        return [Finding("budget", "warn", f"cannot read today's agent usage: {e}")]
+    conn.row_factory = sqlite3.Row
+    try:
+        status = budget_status(Store(conn, str(path)), settings)
+    except (sqlite3.Error, MemoirError) as e:
+        return [Finding("budget", "warn", f"cannot read today's agent usage: {e}",
+                        "run any `memoir` command (it migrates the database), then retry")]
+    finally:
+        conn.close()
+    if status.reached:
+        return [Finding("budget", "warn", status.reason,
+                        "raise MEMOIR_DAILY_BUDGET_USD / MEMOIR_DAILY_BUDGET_TOKENS, or wait "
+                        "for tomorrow; then `memoir reprocess SESSION` replaces the fallback "
+                        "summaries")]
+    return [Finding("budget", "ok", status.reason)]
+
+
 def run_checks(settings: Settings, project_dir: Path, *, fix: bool = False,
                live: bool = False) -> list[Finding]:
     """Every check, in the order a user would fix things."""
     home = Path(settings.home)
     return (check_install(project_dir) + check_permissions(home, fix)
             + check_database(home, fix) + check_runtime(home) + check_health(settings)
-            + check_agent(settings, live, project_dir))
+            + check_agent(settings, live, project_dir) + check_budget(settings))
 
 
 def as_json(findings: list[Finding]) -> list[dict[str, str]]:

@@ -5,10 +5,12 @@
     memoir context [--cwd DIR]              print what SessionStart would inject
     memoir sessions [--json]                list recorded sessions with counts
     memoir show SESSION [--json]            one session with its summaries
-    memoir status [--json]                  live workers
+    memoir status [--json]                  health, today's agent spend, live workers
     memoir search QUERY [--cwd DIR | --all] [--type T] [--file PATH] [--since DATE]
                   [--limit N] [--json]      ranked search of the project's memory
     memoir mcp                              the MCP server (stdio) Claude Code starts
+    memoir usage [--since 7d] [--cwd DIR | --all] [--json]
+                                            agent tokens and cost per day and project
     memoir reprocess SESSION [--wait S]     retry parked events, replace fallback summaries
     memoir cleanup-sessions [--max-age 24h] [--dry-run] [--json]
     memoir doctor [--fix] [--live] [--json] check install, privacy, database, agent
@@ -31,7 +33,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import InvalidInput, MemoirError
 from ..log import get_logger
-from . import browse, data, maintenance, recall, ui, wiring
+from . import browse, data, maintenance, recall, ui, usage, wiring
 
 log = get_logger(__name__)
 
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="memoir", description="Persistent memory for Claude Code.")
     parser.add_argument("--version", action="version", version=f"memoir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (wiring, browse, recall, maintenance, data, ui):
+    for group in (wiring, browse, recall, maintenance, usage, data, ui):
         group.register(sub)
     return parser
 

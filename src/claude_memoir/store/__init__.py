@@ -2,13 +2,22 @@
 
 ``connection`` opens it and maps SQLite errors, ``schema`` migrates it, ``rows``
 are its values, and one module per query area (``sessions``, ``prompts``,
-``events``, ``memories``) makes up :class:`Store`.
+``events``, ``memories``, ``usage``) makes up :class:`Store`.
 """
 
 from .connection import BUSY_TIMEOUT, quarantine, store_error
 from .database import Store
 from .events import MAX_EVENT_ATTEMPTS
-from .rows import EventRow, ObservationRow, SessionRow, SessionStats, SummaryRow
+from .rows import (
+    EventRow,
+    ObservationRow,
+    PromptWork,
+    SessionRow,
+    SessionStats,
+    SummaryRow,
+    UsageDay,
+    UsageTotal,
+)
 from .schema import MIGRATIONS
 
 __all__ = [
@@ -17,10 +26,13 @@ __all__ = [
     "MIGRATIONS",
     "EventRow",
     "ObservationRow",
+    "PromptWork",
     "SessionRow",
     "SessionStats",
     "Store",
     "SummaryRow",
+    "UsageDay",
+    "UsageTotal",
     "quarantine",
     "store_error",
 ]

@@ -7,8 +7,8 @@ transaction that stores the observations made from them, so a crash at any point
 neither loses an event nor duplicates an observation.
 
 :class:`Store` is the connection's lifecycle; its queries live in one module per
-area (``sessions``, ``prompts``, ``events``, ``memories``, ``health``; for the
-viewer and the user's own changes ``browsing``, ``curation``, ``transfer``).
+area (``sessions``, ``prompts``, ``events``, ``memories``, ``health``, ``usage``;
+for the viewer and the user's own changes ``browsing``, ``curation``, ``transfer``).
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from .prompts import PromptQueries
 from .schema import migrate
 from .sessions import SessionQueries
 from .transfer import TransferQueries
+from .usage import UsageQueries
 
 log = get_logger(__name__)
 
 
 class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, HealthQueries,
-            BrowsingQueries, CurationQueries, TransferQueries):
+            UsageQueries, BrowsingQueries, CurationQueries, TransferQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------

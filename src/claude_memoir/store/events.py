@@ -8,6 +8,7 @@ from ..log import get_logger
 from ..paths import digest
 from ..text import code_terms
 from .connection import Connected
+from .memories import save_summary_in
 from .rows import event_row
 from .schema import NOW as _NOW
 
@@ -96,6 +97,27 @@ class EventQueries(Connected):
         ).fetchall()
         return [event_row(r) for r in rows]
 
+    def pending_events_of_prompt(self, session_id: int, prompt_number: int,
+                                 limit: int = 50) -> list[EventRow]:
+        """The oldest pending events of one prompt, in the order they happened."""
+        rows = self.conn.execute(
+            "SELECT * FROM events WHERE session_id = ? AND status = 'pending'"
+            " AND prompt_number = ? ORDER BY id LIMIT ?",
+            (session_id, prompt_number, limit),
+        ).fetchall()
+        return [event_row(r) for r in rows]
+
+    def park_events(self, event_ids: Sequence[int]) -> int:
+        """Set pending events aside as 'failed' (``memoir reprocess`` queues them again)."""
+        if not event_ids:
+            return 0
+        marks = ",".join("?" * len(event_ids))
+        with self.transaction() as conn:
+            cur = conn.execute(
+                f"UPDATE events SET status = 'failed' WHERE id IN ({marks})"
+                " AND status = 'pending'", list(event_ids))
+        return cur.rowcount
+
     def count_pending(self, session_id: int) -> int:
         """How many events of a session wait for the agent."""
         return int(self.conn.execute(
@@ -140,8 +162,12 @@ class EventQueries(Connected):
         event_ids: Sequence[int],
         observations: Iterable[Any],
         prompt_number: int,
+        summary: Any = None,
     ) -> list[int]:
         """Store observations and mark their events processed, atomically.
+
+        With ``summary`` (a batch that also closed its prompt) the prompt's
+        agent summary is stored in the same transaction.
 
         One transaction: if the worker dies before COMMIT the events are still
         pending and no observation exists; after it, both are there. Replaying
@@ -186,5 +212,7 @@ class EventQueries(Connected):
                 f" attempts = attempts + 1 WHERE id IN ({marks}) AND status = 'pending'",
                 list(event_ids),
             )
+            if summary is not None:
+                save_summary_in(conn, session_id, prompt_number, summary, "agent")
         return ids
 

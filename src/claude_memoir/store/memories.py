@@ -23,6 +23,29 @@ if TYPE_CHECKING:
 
 
 
+def save_summary_in(conn: Any, session_id: int, prompt_number: int, summary: Any,
+                    kind: SummaryKind) -> int:
+    """Store (or replace) a summary inside the transaction ``conn`` holds; its id."""
+    fields = (summary.request, summary.investigated, summary.learned,
+              summary.completed, summary.next_steps, summary.notes)
+    conn.execute(
+        "INSERT INTO summaries (session_id, prompt_number, request, investigated,"
+        " learned, completed, next_steps, notes, kind, terms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(session_id, prompt_number) DO UPDATE SET"
+        " request = excluded.request, investigated = excluded.investigated,"
+        " learned = excluded.learned, completed = excluded.completed,"
+        " next_steps = excluded.next_steps, notes = excluded.notes,"
+        f" kind = excluded.kind, terms = excluded.terms, created_at = {_NOW}",
+        (session_id, prompt_number, *fields, kind, code_terms(*fields)),
+    )
+    row = conn.execute(
+        "SELECT id FROM summaries WHERE session_id = ? AND prompt_number = ?",
+        (session_id, prompt_number),
+    ).fetchone()
+    return int(row[0])
+
+
 class MemoryQueries(Connected):
     """Observations and summaries: what the agent made of events, and what sessions read."""
 
@@ -31,25 +54,8 @@ class MemoryQueries(Connected):
     def save_summary(self, session_id: int, prompt_number: int, summary: Any,
                      kind: SummaryKind = "agent") -> int:
         """Store (or replace) the summary of one prompt; return its id."""
-        fields = (summary.request, summary.investigated, summary.learned,
-                  summary.completed, summary.next_steps, summary.notes)
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO summaries (session_id, prompt_number, request, investigated,"
-                " learned, completed, next_steps, notes, kind, terms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(session_id, prompt_number) DO UPDATE SET"
-                " request = excluded.request, investigated = excluded.investigated,"
-                " learned = excluded.learned, completed = excluded.completed,"
-                " next_steps = excluded.next_steps, notes = excluded.notes,"
-                f" kind = excluded.kind, terms = excluded.terms, created_at = {_NOW}",
-                (session_id, prompt_number, *fields, kind, code_terms(*fields)),
-            )
-            row = conn.execute(
-                "SELECT id FROM summaries WHERE session_id = ? AND prompt_number = ?",
-                (session_id, prompt_number),
-            ).fetchone()
-        return int(row[0])
+            return save_summary_in(conn, session_id, prompt_number, summary, kind)
 
     def summary_numbers(self, session_id: int) -> set[int]:
         """Prompt numbers of a session that already have a summary."""

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from ..text import code_terms
 from .connection import Connected
+from .rows import PromptWork
 from .schema import NOW as _NOW
 
 # Hooks import the store on every tool call: no typing, dataclasses, contextlib
 # or pathlib at run time (~15 ms of imports together); type names are for
 # type checkers only.
 TYPE_CHECKING = False
-if TYPE_CHECKING:
 
-    pass
-
+# Characters an event's rendering adds to its input and output (tags, tool,
+# time): part of the estimate of a pending batch's size.
+EVENT_OVERHEAD_CHARS = 200
 
 
 class PromptQueries(Connected):
@@ -94,3 +95,40 @@ class PromptQueries(Connected):
         ).fetchone()
         return row[0] if row else None
 
+
+    def prompt_work(self, session_id: int, *, field_chars: int,
+                    redo_fallback: bool = False) -> list[PromptWork]:
+        """Every prompt of a session with work left, oldest first.
+
+        Work is pending events, or a recorded prompt without a summary (with
+        ``redo_fallback``, without an agent summary). Everything the worker
+        decides from (finished or not, how many pending events, how old and
+        how large) is durable, so a restarted worker decides the same.
+        ``pending_chars`` bounds what the pending events take in a message:
+        each input and output counted up to ``field_chars``.
+        """
+        kinds = " AND m.kind = 'agent'" if redo_fallback else ""
+        pending = ("FROM events e WHERE e.session_id = :s AND e.prompt_number = nums.n"
+                   " AND e.status = 'pending'")
+        rows = self.conn.execute(
+            "WITH nums(n) AS ("
+            " SELECT prompt_number FROM events WHERE session_id = :s AND status = 'pending'"
+            " UNION"
+            " SELECT p.prompt_number FROM prompts p WHERE p.session_id = :s AND NOT EXISTS ("
+            "  SELECT 1 FROM summaries m WHERE m.session_id = p.session_id"
+            f"  AND m.prompt_number = p.prompt_number{kinds}))"
+            " SELECT nums.n, p.id IS NOT NULL, p.finished_at IS NOT NULL,"
+            f" (SELECT COUNT(*) {pending}), (SELECT MIN(e.created_at) {pending}),"
+            " (SELECT COALESCE(SUM(MIN(length(e.tool_input), :f)"
+            f"  + MIN(length(e.tool_response), :f) + :o), 0) {pending}),"
+            " (SELECT m.kind FROM summaries m WHERE m.session_id = :s"
+            "  AND m.prompt_number = nums.n),"
+            " EXISTS (SELECT 1 FROM events e WHERE e.session_id = :s"
+            "  AND e.prompt_number = nums.n) OR COALESCE(p.response, '') != ''"
+            " FROM nums LEFT JOIN prompts p ON p.session_id = :s AND p.prompt_number = nums.n"
+            " ORDER BY nums.n",
+            {"s": session_id, "f": int(field_chars), "o": EVENT_OVERHEAD_CHARS},
+        ).fetchall()
+        return [PromptWork(number=int(r[0]), recorded=bool(r[1]), finished=bool(r[2]),
+                           pending=int(r[3]), oldest_pending_at=r[4], pending_chars=int(r[5]),
+                           summary_kind=r[6], did_work=bool(r[7])) for r in rows]

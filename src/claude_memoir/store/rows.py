@@ -151,3 +151,50 @@ def summary_row(row: sqlite3.Row) -> SummaryRow:
     data = columns(row)
     data.pop("terms", None)  # the search index's split identifiers (m0004), not a field
     return SummaryRow(**data)
+
+
+class UsageDay(Record):
+    """The memory agent's usage on one local calendar day in one project.
+
+    Input is split as the API reports it: ``input_tokens`` (uncached),
+    ``cache_read_tokens`` and ``cache_write_tokens``. ``cost_usd`` is what the
+    SDK reported (0.0 when it reported none); ``tool_calls`` counts the tool
+    events the requests carried.
+    """
+
+    day: str
+    project: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float
+    tool_calls: int = 0
+
+
+class UsageTotal(Record):
+    """The memory agent's usage over a span (all projects)."""
+
+    requests: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class PromptWork(Record):
+    """A prompt of a session with work left for the worker (events or a summary)."""
+
+    number: int
+    # A prompts row exists (events before the first prompt are numbered 0).
+    recorded: bool
+    # Stop marked its turn finished.
+    finished: bool
+    # Events of it wait for the agent; the oldest one's time.
+    pending: int
+    oldest_pending_at: str | None
+    # Upper bound of the characters its pending events take in a message.
+    pending_chars: int
+    # The summary it has ('agent', 'fallback') or None.
+    summary_kind: str | None
+    # It has events, or Claude's reply: a summary is worth asking for.
+    did_work: bool

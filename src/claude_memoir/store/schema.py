@@ -348,6 +348,37 @@ def m0006_health(conn: sqlite3.Connection) -> None:
 
 
 @migration
+def m0008_usage(conn: sqlite3.Connection) -> None:
+    """One row per request to the memory agent, with its usage as the SDK reported it."""
+    _execute_script(conn, f"""
+        CREATE TABLE agent_requests (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL DEFAULT ({_NOW}),
+            -- What the request asked for.
+            kind TEXT NOT NULL CHECK (kind IN ('observe', 'summary', 'observe+summary')),
+            -- Tool events the request carried (0 for a summary alone).
+            events INTEGER NOT NULL DEFAULT 0,
+            model TEXT NOT NULL DEFAULT '',
+            -- The agent's own SDK session: the CLI reports a running total cost
+            -- per agent session (a resumed one continues its total), so a
+            -- request's cost is the difference to the previous row's total.
+            agent_session_id TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            cost_total_usd REAL,
+            ok INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX agent_requests_time ON agent_requests(created_at);
+        CREATE INDEX agent_requests_session ON agent_requests(session_id, id);
+        CREATE INDEX agent_requests_agent ON agent_requests(agent_session_id, id);
+        """)
+
+
+@migration
 def m0009_user_edits(conn: sqlite3.Connection) -> None:
     """Observations corrected by the user: marked, and guarded against overwriting."""
     _execute_script(conn, """

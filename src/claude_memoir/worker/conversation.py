@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..agent.client import MemoryAgent
+from ..agent.models import AgentReply
 from ..agent.prompts import SYSTEM_PROMPT, init_prompt, session_recap
 from ..config import Settings
 from ..errors import AgentError, MemoirError
@@ -24,6 +25,9 @@ from ..log import get_logger
 from ..paths import agent_dir
 from ..store import SessionRow, Store
 from .storethread import StoreThread
+
+if TYPE_CHECKING:
+    from ..store.usage import RequestKind
 
 log = get_logger("claude_memoir.worker")
 
@@ -98,12 +102,14 @@ class Conversation:
             return False
         return True
 
-    async def ask(self, text: str) -> str:
+    async def ask(self, text: str, *, kind: RequestKind = "observe", events: int = 0) -> str:
         """Send one message to the agent (starting it if needed); track failures.
 
         A message that would take the conversation past ``agent_context_limit``
         goes to a fresh conversation instead (``_rollover``), which a recap of
-        the session introduces.
+        the session introduces. The request's usage, as the SDK reports it, is
+        stored (``kind`` and ``events``: what it asked for) before the reply is
+        returned, so the budget sees it before the next request.
         """
         assert self.session is not None
         limit = self.settings.agent_context_limit
@@ -116,7 +122,7 @@ class Conversation:
                 text = await self._introduction() + "\n\n" + text
                 self._introduced = fresh = True
             self.state = "busy"
-            reply = await agent.ask(text, self.settings.agent_timeout)
+            answer = await agent.ask(text, self.settings.agent_timeout)
         except AgentError as e:
             self.failures += 1
             self.last_failure = time.monotonic()
@@ -131,8 +137,10 @@ class Conversation:
         self.failures = 0
         if self._health_unknown:
             await self._record_health(None)
+        reply = answer.text
         self.context_chars += (len(SYSTEM_PROMPT) if fresh else 0) + len(text) + len(reply)
         await self._save(agent.session_id or self.session.agent_session_id)
+        await self._record_usage(answer, kind, events, agent.session_id)
         return reply
 
     async def close(self) -> None:
@@ -166,6 +174,26 @@ class Conversation:
             self._health_unknown = True
         except MemoirError as e:
             log.warning("session %s: cannot record the agent's health: %s", session, e)
+
+    async def _record_usage(self, answer: AgentReply, kind: RequestKind, events: int,
+                            agent_session: str | None) -> None:
+        usage = answer.usage
+        if usage is None:
+            log.warning("session %s: the agent reported no usage for a %s request",
+                        self.session_id, kind)
+            return
+        assert self.session is not None
+        row_id, model = self.session.id, self.settings.model
+
+        def record(store: Store) -> float | None:
+            return store.record_agent_request(row_id, kind=kind, events=events, model=model,
+                                              agent_session_id=agent_session, usage=usage)
+
+        cost = await self.db.call(record)
+        log.info("session %s: %s request (%d event(s)): %d in, %d cache read, %d cache write, "
+                 "%d out tokens, %s", self.session_id, kind, events, usage.input_tokens,
+                 usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens,
+                 "cost not reported" if cost is None else f"${cost:.4f}")
 
     async def _save(self, agent_session: str | None) -> None:
         session_id, chars = self.session_id, self.context_chars

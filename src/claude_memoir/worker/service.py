@@ -34,6 +34,7 @@ from ..log import get_logger
 from ..paths import pid_path, socket_path, validate_session_id
 from ..procs import PidRecord, create_time, is_alive, write_pid_file
 from ..store import SessionRow, Store
+from ..store.usage import USAGE_RETENTION_DAYS
 from .conversation import AgentFactory, Conversation
 from .listener import listen_on
 from .pipeline import Pipeline
@@ -196,6 +197,8 @@ class Worker:
             # A worker that got this far can import what it needs: clears a
             # "cannot import" recorded by an earlier one (`memoir status`).
             await self.db.call(lambda store: store.record_ok("worker"))
+            # Retention of the usage log (a cheap indexed delete, once per worker).
+            await self.db.call(lambda store: store.prune_usage(USAGE_RETENTION_DAYS))
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 await self._loop()
