@@ -205,3 +205,93 @@ def test_edit_and_delete_from_the_page(
     with Store.open(memoir_home) as store:
         assert store.session_stats() == []
     no_script_ran(page)
+
+
+def test_search_page_uses_the_search_engine(
+        page: Any, viewer: RunningViewer, memoir_home: Path) -> None:  # noqa: F811
+    seed_shop(memoir_home)
+    record_session(memoir_home, "abababab-7777-4777-8777-abababababab", "/other/project", [
+        ("rounding elsewhere", [observation(HOSTILE_TITLE + " rounding")], None)])
+    page.goto(viewer.base + "/")
+    page.locator("header form.search input[name=q]").fill("rounding")
+    page.locator("header form.search input[name=q]").press("Enter")
+    page.wait_for_selector("ol.results li")
+    titles = page.locator("ol.results a.result-title").all_inner_texts()
+    with Store.open(memoir_home) as store:
+        from claude_memoir.recall.search import search
+
+        expected = [r.title or "(untitled)" for r in search(store, "rounding", project=None,
+                                                            limit=50)]
+    assert titles == expected and len(titles) >= 3
+    assert "Checkout rounds totals half-down" in titles
+    assert HOSTILE_TITLE + " rounding" in titles  # as text
+    assert page.locator("main img").count() == 0
+    page.locator("ol.results a.result-title", has_text="Checkout rounds").click()
+    page.wait_for_selector("article.observation")
+    assert SID_A in page.url
+    page.goto(viewer.base + "/search?q=zzzznothing")
+    assert "Nothing found" in page.locator("main").inner_text()
+    no_script_ran(page)
+
+
+def test_health_banner_says_what_memoir_status_says(
+        page: Any, viewer: RunningViewer, memoir_home: Path) -> None:  # noqa: F811
+    import subprocess
+
+    from conftest import memoir_command
+
+    seed_shop(memoir_home)
+    page.goto(viewer.base + "/")
+    status = subprocess.run([*memoir_command(), "status"], capture_output=True, text=True,
+                            timeout=30)
+    assert status.stdout.startswith("healthy")
+    assert page.locator("#health").inner_text() == status.stdout.splitlines()[0]
+    with Store.open(memoir_home) as store:
+        session = store.get_session(SID_B)
+        assert session is not None
+        store.save_summary(session.id, 1, Summary(request="x"), "fallback")
+    page.reload()
+    status = subprocess.run([*memoir_command(), "status"], capture_output=True, text=True,
+                            timeout=30)
+    banner = page.locator("#health.degraded")
+    assert banner.locator("strong").inner_text() == status.stdout.splitlines()[0]
+    assert banner.locator("strong").inner_text().startswith("DEGRADED")
+    assert "memoir reprocess SESSION" in banner.locator("li").first.inner_text()
+
+
+class _Usage:
+    def __init__(self, tokens: int, cost: float) -> None:
+        self.input_tokens, self.output_tokens = tokens, tokens // 10
+        self.cache_read_tokens, self.cache_write_tokens = tokens * 2, 0
+        self.cost_total_usd = cost
+
+
+def test_usage_chart_shows_tokens_and_cost_per_day(
+        page: Any, viewer: RunningViewer, memoir_home: Path) -> None:  # noqa: F811
+    seed_shop(memoir_home)
+    page.goto(viewer.base + "/usage")
+    assert page.locator("#usage-empty").is_visible()
+    with Store.open(memoir_home) as store:
+        session = store.get_session(SID_A)
+        assert session is not None
+        store.record_agent_request(session.id, kind="observe", events=3, model="m",
+                                   agent_session_id="agent-1", usage=_Usage(1000, 0.25))
+        store.record_agent_request(session.id, kind="summary", events=0, model="m",
+                                   agent_session_id="agent-1", usage=_Usage(500, 0.40))
+        day = store.usage_per_day("2000-01-01", None)
+    assert len(day) == 1
+    page.reload()
+    meta = page.locator("main p.meta").inner_text()
+    # 1000+100+2000 and 500+50+1000 tokens; the second cost is a running total.
+    assert "2 request(s), 4,650 tokens, $0.40" in meta
+    bars = page.locator("#chart-tokens rect.bar")
+    assert bars.count() == 30
+    assert bars.nth(29).get_attribute("height") == "160"  # today, the peak
+    assert bars.nth(0).get_attribute("height") == "0"
+    assert page.locator("#chart-tokens rect.bar title").nth(29).text_content() == \
+        f"{day[0].day}: 4,650 tokens, 2 request(s)"
+    assert page.locator("#chart-cost rect.bar").nth(29).get_attribute("height") == "160"
+    # Per project: another project has none.
+    page.goto(viewer.base + "/usage?p=/elsewhere")
+    assert page.locator("#usage-empty").is_visible()
+    no_script_ran(page)

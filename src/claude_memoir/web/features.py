@@ -88,7 +88,8 @@ class UsageChart(Record):
 
 def usage_chart(store: Any, *, days: int, project: str | None) -> UsageChart:
     """Tokens and cost per day for the last ``days`` days (every day, zero or not)."""
-    since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - (days - 1) * 86400))
+    # Local calendar days, as usage_per_day counts them (and the budget resets).
+    since = time.strftime("%Y-%m-%d", time.localtime(time.time() - (days - 1) * 86400))
     totals: dict[str, list[float]] = {}  # day -> [requests, tokens, cost]
     for row in store.usage_per_day(since, project):
         tokens = sum(int(getattr(row, f, 0) or 0) for f in (
@@ -97,7 +98,7 @@ def usage_chart(store: Any, *, days: int, project: str | None) -> UsageChart:
         entry[0] += int(getattr(row, "requests", 0) or 0)
         entry[1] += tokens
         entry[2] += float(getattr(row, "cost_usd", 0.0) or 0.0)
-    labels = [time.strftime("%Y-%m-%d", time.gmtime(time.time() - i * 86400))
+    labels = [time.strftime("%Y-%m-%d", time.localtime(time.time() - i * 86400))
               for i in range(days - 1, -1, -1)]
     max_tokens = max([int(totals.get(d, [0.0, 0.0, 0.0])[1]) for d in labels] + [0])
     max_cost = max([float(totals.get(d, [0.0, 0.0, 0.0])[2]) for d in labels] + [0.0])
