@@ -8,6 +8,7 @@ Chromium.
 
 from __future__ import annotations
 
+import random
 import shutil
 import sys
 import tempfile
@@ -72,6 +73,19 @@ def seed(home: Path) -> None:
         assert session is not None
         first = store.observations_for_session(session.id)[0]
         store.edit_observation(first.id, facts=[*first.facts, "Checked by hand: 10.005 → 10.01"])
+        # Three weeks of agent requests, for the usage chart.
+        rng = random.Random(7)
+        with store.transaction() as conn:
+            for days_ago in range(21):
+                for _ in range(rng.randint(0, 12)):
+                    tokens = rng.randint(3_000, 14_000)
+                    conn.execute(
+                        "INSERT INTO agent_requests (session_id, created_at, kind, events, model,"
+                        " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+                        " cost_usd) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?),"
+                        " 'observe', 5, 'claude-haiku-4-5', ?, ?, ?, 0, ?)",
+                        (session.id, f"-{days_ago} days", tokens // 4, tokens // 10,
+                         tokens, tokens * 1.1e-6))
 
 
 def main(argv: list[str] | None = None) -> int:
