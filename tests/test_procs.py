@@ -397,6 +397,7 @@ def test_orphaned_agents_excludes_the_agent_of_a_live_worker(
         number = store.add_prompt(session.id, "fix the bug")
         store.add_event(session.id, number, "Bash", {"command": "echo 1"}, {"stdout": "1"},
                         tool_use_id="toolu_1")
+        store.finish_prompt(session.id, number, None)  # the prompt's batch is due
     worker, _ = start_worker(spawned, memoir_home, SID, env=api_env(mock_api, tmp_path))
 
     def agent_pids() -> tuple[int, ...]:
