@@ -112,3 +112,31 @@ def test_a_busy_port_is_a_clear_error(memoir_home: Path) -> None:
         assert r.returncode == 1 and f"cannot listen on 127.0.0.1:{first.port}" in r.stderr
     finally:
         stop_viewer(first)
+
+
+def test_stops_promptly_on_sigterm_with_a_live_stream_open(memoir_home: Path) -> None:
+    import http.client
+    import time
+
+    running = start_viewer(memoir_home)
+    conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=10)
+    conn.request("GET", "/live?after=0", headers={"Cookie": running.cookie})
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.getheader("content-type", "").startswith("text/event-stream")
+    assert response.readline() == b"retry: 2000\n"
+    started = time.monotonic()
+    running.proc.terminate()
+    # uvicorn shuts down gracefully, then re-raises the signal it caught.
+    assert running.proc.wait(timeout=10) in (0, -15)
+    assert time.monotonic() - started < 4
+    assert running.proc.stderr is not None
+    assert "ERROR" not in running.proc.stderr.read()
+    conn.close()
+    stop_viewer(running)
+
+
+def test_bad_port_is_a_usage_error(memoir_home: Path) -> None:
+    r = subprocess.run([*memoir_command(), "ui", "--no-open", "--port", "70000"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "--port must be 0-65535" in r.stderr

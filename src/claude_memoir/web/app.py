@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -66,10 +67,13 @@ def _preview(value: Any) -> str:
 class Viewer:
     """The application's state: where the store is, the token, the templates."""
 
-    def __init__(self, home: str, token: str) -> None:
+    def __init__(self, home: str, token: str, stopping: threading.Event) -> None:
         self.home = home
         self.token = token
         self.templates = _env()
+        # Set when the server is asked to stop: live streams end at their next
+        # tick instead of holding the shutdown until uvicorn cancels them.
+        self.stopping = stopping
 
     @contextmanager
     def store(self) -> Iterator[Store]:
@@ -236,7 +240,7 @@ class Viewer:
             last = after
             quiet = 0.0
             yield "retry: 2000\n\n"
-            while not await request.is_disconnected():
+            while not self.stopping.is_set() and not await request.is_disconnected():
                 try:
                     new = await run_in_threadpool(fetch, last)
                 except MemoirError as e:  # a busy store: try again next tick
@@ -267,9 +271,13 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": message}, status_code=status)
 
 
-def create_app(home: str | os.PathLike[str], *, token: str, port: int) -> TokenAuth:
-    """The viewer for the store under ``home``, behind the token check for ``port``."""
-    viewer = Viewer(os.fspath(home), token)
+def create_app(home: str | os.PathLike[str], *, token: str, port: int,
+               stopping: threading.Event | None = None) -> TokenAuth:
+    """The viewer for the store under ``home``, behind the token check for ``port``.
+
+    ``stopping``, once set, ends the live streams (the server is shutting down).
+    """
+    viewer = Viewer(os.fspath(home), token, stopping or threading.Event())
     static = StaticFiles(packages=[("claude_memoir.web", "static")])
     app = Starlette(routes=[
         Route("/", viewer.projects),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import socket
+import threading
+from types import FrameType
 
 import uvicorn
 
@@ -33,12 +35,25 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the live streams when a signal asks it to stop."""
+
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+        super().handle_exit(sig, frame)
+
+
 def serve(home: str, sock: socket.socket, token: str) -> None:
-    """Serve the viewer on an already bound socket until interrupted."""
+    """Serve the viewer on an already bound socket until SIGINT or SIGTERM."""
     port = sock.getsockname()[1]
-    app = create_app(home, token=token, port=port)
+    stopping = threading.Event()
+    app = create_app(home, token=token, port=port, stopping=stopping)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=SHUTDOWN_GRACE, server_header=False,
                             proxy_headers=False)
     log.info("viewer serving %s on %s:%d", home, HOST, port)
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, stopping).run(sockets=[sock])
