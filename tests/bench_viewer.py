@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                 store.add_event(newest.id, 1, "Bash", {"command": f"pytest -k case{i}"},
                                 {"stdout": "passed " * 200})
             timeline = store.timeline(newest.project, limit=51)
-            older = timeline[-1].session.started_at
+            older = timeline[-2].session.id  # the last of the first page of 50
             word = (store.observations_for_session(newest.id)[0].title.split() or ["x"])[0]
         print(f"store: {built['sessions']:,.0f} sessions, {built['observations']:,.0f} "
               f"observations, {built['summaries']:,.0f} summaries, "
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             "projects": "/",
             "timeline (newest 50)": f"/project?p={quote(newest.project)}",
             "timeline (older page)": f"/project?p={quote(newest.project)}"
-                                     f"&before={quote(older)}",
+                                     f"&before={older}",
             "session": f"/session/{newest.claude_session_id}",
             "session + 300 raw events": f"/session/{newest.claude_session_id}?events=1",
             "search": f"/search?q={quote(word)}",

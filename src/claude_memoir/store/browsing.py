@@ -80,16 +80,29 @@ class BrowsingQueries(Connected):
                            observations=int(r["observations"]),
                            last_activity=r["last_activity"]) for r in rows]
 
-    def timeline(self, project: str, *, before: str | None = None,
+    def timeline(self, project: str, *, before: int | None = None,
                  limit: int = 50) -> list[TimelineEntry]:
-        """A project's sessions, newest first, started before ``before`` (a page)."""
+        """A project's sessions, newest first: a page of ``limit``.
+
+        ``before``: the row id of the last session of the previous page; the
+        page goes on after it in (started_at, id) order, so sessions that
+        started in the same millisecond are neither skipped nor repeated.
+        """
+        cursor = ("\uffff", 0)
+        if before is not None:
+            row = self.conn.execute("SELECT started_at, id FROM sessions WHERE id = ?",
+                                    (before,)).fetchone()
+            if row is None:
+                return []
+            cursor = (row[0], int(row[1]))
         rows = self.conn.execute(
             "SELECT s.*,"
             " (SELECT COUNT(*) FROM prompts p WHERE p.session_id = s.id) AS n_prompts,"
             " (SELECT COUNT(*) FROM observations o WHERE o.session_id = s.id) AS n_obs"
-            " FROM sessions s WHERE s.project = ? AND s.started_at < ?"
+            " FROM sessions s WHERE s.project = ?"
+            " AND (s.started_at < ? OR (s.started_at = ? AND s.id < ?))"
             " ORDER BY s.started_at DESC, s.id DESC LIMIT ?",
-            (project, before or "\uffff", limit),
+            (project, cursor[0], cursor[0], cursor[1], limit),
         ).fetchall()
         sessions = [(SessionRow(**{k: v for k, v in columns(r).items()
                                    if not k.startswith("n_")}),

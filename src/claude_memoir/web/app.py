@@ -99,14 +99,15 @@ class Viewer:
 
     def project(self, request: Request) -> Response:
         key = request.query_params.get("p", "")
-        before = request.query_params.get("before") or None
+        raw = request.query_params.get("before", "")
+        before = int(raw) if raw.isdigit() else None
         with self.store() as store:
             entries = store.timeline(key, before=before, limit=TIMELINE_PAGE + 1)
         more = len(entries) > TIMELINE_PAGE
         entries = entries[:TIMELINE_PAGE]
         if not entries and before is None:
             return self.render("missing.html", what=f"project {key}", status=404)
-        older = entries[-1].session.started_at if more else None
+        older = entries[-1].session.id if more else None
         return self.render("timeline.html", project=key, entries=entries, older=older)
 
     def session(self, request: Request) -> Response:
