@@ -224,7 +224,8 @@ def test_relative_interpreter_warns_about_shim_cost(project: Path) -> None:
                    {e: f"python3 -m claude_memoir.hook {a}" for e, a in EVENTS.items()})
     make_home(project)
     rc, findings = doctor_json(cwd=project)
-    install_findings = of(findings, "install")
+    # Hand-written hooks come without the MCP server (test_mcp_server_registration...).
+    install_findings = [f for f in of(findings, "install") if "MCP server" not in f["detail"]]
     assert [f["level"] for f in install_findings] == ["warn"], findings
     assert "'python3'" in install_findings[0]["detail"]
     assert "absolute" in install_findings[0]["detail"]
@@ -756,3 +757,24 @@ def test_enabled_plugin_whose_runner_is_gone_fails(project: Path, tmp_path: Path
     [fail] = of(findings, "install", "fail")
     assert "hook runner" in fail["detail"] and "/plugin install" in fail["fix"]
     assert rc == 1
+
+
+def test_mcp_server_registration_is_checked(project: Path) -> None:
+    """Hooks without the MCP server: Claude cannot search, and the doctor says so."""
+    healthy(project)
+    _, findings = doctor_json(cwd=project)
+    assert [f for f in of(findings, "install", "ok") if "MCP server `memoir` registered" in
+            f["detail"]]
+    claude_json = Path(os.environ["HOME"]) / ".claude.json"
+    data = json.loads(claude_json.read_text())
+    entry = data["mcpServers"].pop("memoir")
+    claude_json.write_text(json.dumps(data))
+    _, findings = doctor_json(cwd=project)
+    [warn] = [f for f in of(findings, "install", "warn") if "MCP server" in f["detail"]]
+    assert "cannot search" in warn["detail"] and warn["fix"] == "run `memoir install` again"
+    data["mcpServers"]["memoir"] = {**entry, "command": "/nonexistent/python3"}
+    claude_json.write_text(json.dumps(data))
+    code, findings = doctor_json(cwd=project)
+    assert code == 1
+    [fail] = [f for f in of(findings, "install", "fail") if "MCP server" in f["detail"]]
+    assert "/nonexistent/python3" in fail["detail"]

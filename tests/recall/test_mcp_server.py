@@ -234,3 +234,47 @@ def test_the_calling_sessions_own_prompts_are_left_out(project: Path, seeded: di
     assert "[prompt] what happened to ReconcileLedger?" in alone
     inside = text_of(run_client(project, body, env={"CLAUDE_CODE_SESSION_ID": "44444444-dddd"}))
     assert "what happened to ReconcileLedger?" not in inside
+
+
+def test_excluded_project_gets_no_memory(project: Path, seeded: dict[str, int]) -> None:
+    async def body(client: Client) -> Any:
+        return await client.call_tool("search", {"query": "ReconcileLedger"})
+
+    text = text_of(run_client(project, body, env={"MEMOIR_EXCLUDE": str(project.parent) + "/*"}))
+    assert "MEMOIR_EXCLUDE" in text and "Fix cents lost" not in text
+
+
+def test_stdout_carries_only_the_protocol(project: Path, seeded: dict[str, int],
+                                          memoir_home: Path) -> None:
+    """Raw JSON-RPC over the pipes: every stdout line is a protocol message, logs go elsewhere."""
+    import subprocess
+
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": "search", "arguments": {"query": "ledger", "since": "bogus"}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+         "params": {"name": "search", "arguments": {"query": "ReconcileLedger"}}},
+    ]
+    proc = subprocess.Popen([sys.executable, "-m", "claude_memoir.cli.main", "mcp"],
+                            cwd=project, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        for message in lines:
+            proc.stdin.write(json.dumps(message) + "\n")
+            proc.stdin.flush()
+        answers = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    finally:
+        proc.kill()
+        _, stderr = proc.communicate(timeout=20)
+    assert [a["id"] for a in answers] == [1, 2, 3]
+    assert answers[1]["result"]["isError"] is True
+    assert "cannot read --since" in answers[1]["result"]["content"][0]["text"]
+    assert "Fix cents lost" in answers[2]["result"]["content"][0]["text"]
+    assert "Traceback" not in stderr
+    log = (memoir_home / "logs" / "memoir.log").read_text()
+    assert "mcp tool refused (bad-since)" in log

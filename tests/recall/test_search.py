@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,16 +267,12 @@ def test_empty_or_wordless_query_is_a_clear_error(store: Store, query: str) -> N
 # -- migration 0004 on an existing store ------------------------------------------------
 
 
-def test_migration_0004_indexes_existing_rows_and_rekeys_projects(memoir_home: Path,
-                                                                  tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    (repo / ".git" / "objects").mkdir(parents=True)
-    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    (repo / "src").mkdir()
+def _store_at_0003(memoir_home: Path, repo: Path) -> None:
+    """A store as the previous release left it, with rows in every searchable table."""
     memoir_home.mkdir(mode=0o700)
     conn = sqlite3.connect(memoir_home / "memoir.db", isolation_level=None)
     conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-    for name, apply in MIGRATIONS[:3]:  # a store as the previous release left it
+    for name, apply in MIGRATIONS[:3]:
         apply(conn)
         conn.execute("INSERT INTO schema_migrations(name) VALUES (?)", (name,))
     conn.execute("PRAGMA user_version = 3")
@@ -287,24 +284,108 @@ def test_migration_0004_indexes_existing_rows_and_rekeys_projects(memoir_home: P
                  " VALUES (1, 1, 'fix the ReconcileLedger please')")
     conn.execute("INSERT INTO observations (session_id, prompt_number, type, title, facts)"
                  " VALUES (1, 1, 'bugfix', 'ReconcileLedger rounding', '[\"OldFact here\"]')")
+    for n in range(2, 1202):  # more than one backfill chunk
+        conn.execute("INSERT INTO observations (session_id, prompt_number, type, title)"
+                     " VALUES (1, 1, 'change', ?)", (f"filler number{n}",))
     conn.execute("INSERT INTO summaries (session_id, prompt_number, learned)"
                  " VALUES (2, 1, 'the PaymentGateway retries')")
     conn.close()
 
+
+@pytest.fixture
+def old_repo(tmp_path: Path, memoir_home: Path) -> Path:
+    repo = tmp_path / "repo"
+    (repo / ".git" / "objects").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / "src").mkdir()
+    _store_at_0003(memoir_home, repo)
+    return repo
+
+
+def integrity_ok(store: Store) -> None:
+    for table in ("observations", "summaries", "prompts"):
+        store.conn.execute(f"INSERT INTO {table}_fts({table}_fts) VALUES ('integrity-check')")
+
+
+def test_migration_0004_rekeys_projects_and_is_quick(memoir_home: Path, old_repo: Path) -> None:
     with Store.open(memoir_home) as store:
         assert "0004_recall" in store.migrations()  # later migrations follow it
         projects = dict(store.conn.execute("SELECT claude_session_id, project FROM sessions"))
-        assert projects == {"s1": str(repo), "s2": "/gone/away"}
-        hits = search(store, "reconcile ledger", project=str(repo))
-        assert {r.kind for r in hits} == {"observation", "prompt"}
-        assert ids(search(store, "old fact", project=str(repo))) == [1]
+        assert projects == {"s1": str(old_repo), "s2": "/gone/away"}
+        # Older rows wait for the backfill (a hook may run the migration): not searchable yet.
+        assert store.search_backlog() == 1203
+        assert search(store, "reconcile ledger", project=str(old_repo)) == []
+        integrity_ok(store)
+
+
+def test_backfill_indexes_older_rows_in_chunks_and_resumes(memoir_home: Path,
+                                                          old_repo: Path) -> None:
+    with Store.open(memoir_home) as store:
+        # New rows are indexed at once, while the backlog waits.
+        s = store.upsert_session("s3", str(old_repo), str(old_repo))
+        store.add_prompt(s.id, "new ReconcileLedger prompt")
+        assert [r.session for r in search(store, "reconcile ledger", project=str(old_repo))] \
+            == ["s3"]
+        # An old row deleted before it was indexed must not touch the index.
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM observations WHERE id = 1201")
+        integrity_ok(store)
+        left = store.backfill_search(budget=0.0, chunk=500)  # one chunk, then out of time
+        assert 0 < left < 1202
+        integrity_ok(store)
+        assert store.backfill_search(budget=60.0) == 0
+        integrity_ok(store)
+        hits = search(store, "reconcile ledger", project=str(old_repo))
+        assert {(r.kind, r.session) for r in hits} == {("observation", "s1"), ("prompt", "s1"),
+                                                       ("prompt", "s3")}
+        assert ids(search(store, "old fact", project=str(old_repo))) == [1]
         [summary] = search(store, "payment gateway", project="/gone/away")
         assert summary.kind == "summary"
-        # Stop updates finished_at: the prompt stays indexed once, not re-added.
-        with store.transaction() as c:
-            c.execute("UPDATE prompts SET finished_at = 'x'")
-        assert len(search(store, "reconcile ledger", project=None, types=["prompt"])) == 1
-        # The index stays consistent with its table.
-        store.conn.execute("INSERT INTO observations_fts(observations_fts) VALUES"
-                           " ('integrity-check')")
-        store.conn.execute("INSERT INTO prompts_fts(prompts_fts) VALUES ('integrity-check')")
+        assert len(search(store, "filler", project=None, limit=200)) == 200
+        # Indexed old rows now follow updates and deletes like new ones.
+        with store.transaction() as conn:
+            conn.execute("UPDATE prompts SET finished_at = 'x'")
+            conn.execute("UPDATE observations SET title = 'Renamed zeppelin' WHERE id = 1")
+            conn.execute("DELETE FROM observations WHERE id = 2")
+        integrity_ok(store)
+        assert ids(search(store, "zeppelin", project=None)) == [1]
+        assert len(search(store, "reconcile ledger", project=None, types=["prompt"])) == 2
+        assert store.backfill_search(budget=1.0) == 0
+
+
+def test_memoir_search_and_install_finish_the_backfill(memoir_home: Path, old_repo: Path) -> None:
+    import subprocess
+
+    from conftest import memoir_command
+
+    done = subprocess.run([*memoir_command(), "search", "reconcile", "ledger", "--json"],
+                          cwd=old_repo / "src", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert {r["kind"] for r in json.loads(done.stdout)} == {"observation", "prompt"}
+    assert "not indexed yet" not in done.stderr
+    with Store.open(memoir_home) as store:
+        assert store.search_backlog() == 0
+
+
+def test_install_builds_the_index_and_doctor_reports_a_backlog(memoir_home: Path,
+                                                              old_repo: Path) -> None:
+    import subprocess
+
+    from conftest import memoir_command
+
+    with Store.open(memoir_home):
+        pass  # migrated (as the first hook after an upgrade would), backlog left
+    doctor = subprocess.run([*memoir_command(), "doctor", "--json"], cwd=old_repo,
+                            capture_output=True, text=True, timeout=120)
+    [warn] = [f for f in json.loads(doctor.stdout) if "not searchable yet" in f["detail"]]
+    assert warn["check"] == "database" and warn["level"] == "warn"
+    assert warn["detail"].startswith("1203 records")
+    status = subprocess.run([*memoir_command(), "status"], cwd=old_repo, capture_output=True,
+                            text=True, timeout=60)
+    assert "search index: 1203 older records not indexed yet" in status.stderr
+    done = subprocess.run([*memoir_command(), "install"], cwd=old_repo, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "indexing 1203 earlier records for search" in done.stdout
+    with Store.open(memoir_home) as store:
+        assert store.search_backlog() == 0

@@ -119,6 +119,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         health = check_health(store, settings)
         sessions = store.sessions_with_workers()
         budget = budget_status(store, settings)
+        backlog = store.search_backlog()
+    if backlog and not args.json:
+        # Degraded recall: records from before the search index are not found yet.
+        print(f"search index: {backlog} older records not indexed yet (being indexed in the "
+              "background; `memoir install` finishes it now)", file=sys.stderr)
     rows = []
     for s in sessions:
         row: dict[str, Any] = {"session_id": s.claude_session_id, "pid": s.worker_pid,

@@ -203,6 +203,62 @@ def _check_plugin(plugin_id: str, settings: Path) -> list[Finding]:
     return findings
 
 
+def check_mcp(project_dir: Path) -> list[Finding]:
+    """The MCP server registered where Claude Code reads it, with an interpreter that serves it.
+
+    Without it Claude cannot search the memory (``search``, ``timeline``,
+    ``get_observations``); the hooks alone still record and inject context.
+    Reported under ``install``; silent when no hooks are installed either
+    (check_install says so, and the plugin form declares its own server).
+    """
+    from .install import (
+        MCP_SERVER_NAME,
+        is_our_mcp_server,
+        mcp_config_path,
+        settings_path,
+    )
+
+    registered: dict[str, tuple[Path, dict[str, object]]] = {}
+    for scope in ("user", "project"):
+        path = mcp_config_path(scope, project_dir)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            continue
+        servers = data.get("mcpServers") if isinstance(data, dict) else None
+        entry = servers.get(MCP_SERVER_NAME) if isinstance(servers, dict) else None
+        if is_our_mcp_server(entry):
+            assert isinstance(entry, dict)
+            registered[scope] = (path, entry)
+    if not registered:
+        if not (_hooks_in(settings_path("user")) or _hooks_in(settings_path("project",
+                                                                          project_dir))):
+            return []
+        return [Finding("install", "warn",
+                        f"the MCP server is not registered in {mcp_config_path('user')}: "
+                        "Claude cannot search the memory (search, timeline, get_observations)",
+                        "run `memoir install` again")]
+    findings = []
+    for scope, (path, entry) in registered.items():
+        command = str(entry.get("command", ""))
+        try:
+            done = subprocess.run([command, "-c", "import claude_memoir.recall.mcp_server"],
+                                  capture_output=True, text=True, timeout=30,
+                                  stdin=subprocess.DEVNULL)
+            ok, reason = done.returncode == 0, (done.stderr.strip().splitlines() or ["?"])[-1]
+        except (OSError, subprocess.TimeoutExpired) as e:
+            ok, reason = False, str(e)
+        if ok:
+            findings.append(Finding("install", "ok", f"MCP server `{MCP_SERVER_NAME}` "
+                                    f"registered in {path}"))
+        else:
+            findings.append(Finding("install", "fail", f"{path}: the MCP server's interpreter "
+                                    f"{command!r} cannot serve it ({reason[:200]})",
+                                    f"run `memoir install --scope {scope}` with a working "
+                                    "Python"))
+    return findings
+
+
 def _probe_command(settings: Path, prefix: list[str], scope: str) -> list[Finding]:
     """Run an installed hook command exactly as written, with ``--probe`` as its event.
 
@@ -310,6 +366,7 @@ def check_database(home: Path, fix: bool = False) -> list[Finding]:
             problems = [] if rows == ["ok"] else rows
             sessions = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] \
                 if not problems else 0
+            backlog = _search_backlog(conn) if not problems else 0
         finally:
             conn.close()
     except sqlite3.Error as e:
@@ -331,7 +388,26 @@ def check_database(home: Path, fix: bool = False) -> list[Finding]:
                                    f"{path} is damaged: {'; '.join(problems[:3])}",
                                    "run `memoir doctor --fix` to move it aside and start fresh "
                                    "(nothing is deleted)")]
+    if backlog:
+        findings.append(Finding("database", "warn",
+                                f"{backlog} records from before the search index are not "
+                                "searchable yet (they are indexed in the background)",
+                                "run `memoir install` (or `memoir search`) to finish indexing"))
     return findings + [Finding("database", "ok", f"{path}: integrity ok, {sessions} session(s)")]
+
+
+def _search_backlog(conn: sqlite3.Connection) -> int:
+    """Rows older than the search index (migration 0004) not indexed yet; read-only."""
+    try:
+        marks = conn.execute("SELECT tbl, indexed_from FROM search_backfill").fetchall()
+    except sqlite3.Error:
+        return 0  # a store not migrated yet: its first use migrates it
+    total = 0
+    for table, indexed_from in marks:
+        if table in ("observations", "summaries", "prompts") and indexed_from > 1:
+            total += conn.execute(f"SELECT COUNT(*) FROM {table} WHERE id < ?",
+                                  (indexed_from,)).fetchone()[0]
+    return int(total)
 
 
 def check_runtime(home: Path) -> list[Finding]:
@@ -501,7 +577,7 @@ def run_checks(settings: Settings, project_dir: Path, *, fix: bool = False,
                live: bool = False) -> list[Finding]:
     """Every check, in the order a user would fix things."""
     home = Path(settings.home)
-    return (check_install(project_dir) + check_permissions(home, fix)
+    return (check_install(project_dir) + check_mcp(project_dir) + check_permissions(home, fix)
             + check_database(home, fix) + check_runtime(home) + check_health(settings)
             + check_agent(settings, live, project_dir) + check_budget(settings))
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .output import print_json
 
+# Seconds `memoir search` spends indexing older records before it searches.
+SEARCH_BACKFILL_SECONDS = 20.0
+
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Search the project's memory (or every project's with --all)."""
@@ -21,8 +24,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     project = None if args.all else project_key(args.cwd or os.getcwd())
     types = [t for raw in args.type for t in raw.replace(",", " ").split()]
     with Store.open(load_settings().home) as store:
+        # Records from before the search index existed are indexed in steps
+        # (migration 0004); finish the job here when it is small, else say so.
+        backlog = store.backfill_search(budget=SEARCH_BACKFILL_SECONDS)
         results = search(store, query, project=project, types=types, file=args.file,
                          since=args.since, limit=args.limit)
+    if backlog:
+        print(f"note: {backlog} older records are not indexed yet (the index is being built "
+              "in the background); run `memoir search` again later", file=sys.stderr)
     if args.json:
         print_json([r._asdict() for r in results])
         return 0
@@ -50,7 +59,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from ..config import load_settings
     from ..recall.mcp_server import serve
 
-    serve(load_settings().home)
+    serve(load_settings())
     return 0
 
 

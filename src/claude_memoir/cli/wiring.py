@@ -33,8 +33,25 @@ def cmd_install(args: argparse.Namespace) -> int:
             print("Claude Code asks once to approve the project's .mcp.json servers")
     else:
         print(f"MCP server `memoir` already registered in {mcp.path}")
+    _build_search_index()
     print(f"interpreter: {sys.executable}")
     return 0
+
+
+def _build_search_index() -> None:
+    """Migrate the store now and index its older records, rather than in a hook later."""
+    import time
+
+    from ..config import load_settings
+    from ..store import Store
+
+    started = time.monotonic()
+    with Store.open(load_settings().home) as store:
+        backlog = store.search_backlog()
+        if backlog:
+            print(f"indexing {backlog} earlier records for search…", flush=True)
+            store.backfill_search(budget=float("inf"))
+            print(f"search index built in {time.monotonic() - started:.1f} s")
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:

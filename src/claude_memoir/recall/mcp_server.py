@@ -27,6 +27,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from ..config import Settings
 from ..errors import MemoirError
 from ..log import get_logger
 from ..store import Store
@@ -39,6 +40,9 @@ log = get_logger(__name__)
 #: Characters one tool answer may hold (about 6,000 tokens); the rest is cut
 #: with a note saying so.
 MAX_OUTPUT_CHARS = 24_000
+#: Seconds a ``search`` call spends indexing records older than the index
+#: (migration 0004) before it searches.
+BACKFILL_SECONDS = 2.0
 #: Most results ``search`` lists, and ids ``get_observations`` returns in full.
 MAX_SEARCH_RESULTS = 50
 MAX_DETAIL_IDS = 20
@@ -90,9 +94,13 @@ next steps; for prompts (P<n>) the prompt text. Ask only for the few ids you nee
 class _Scope:
     """The project the server answers for: the calling session's, fixed at start-up."""
 
-    def __init__(self, home: str, project: str, session: str | None = None) -> None:
+    def __init__(self, home: str, project: str, session: str | None = None,
+                 excluded: bool = False) -> None:
         self.home = home
         self.project = project
+        # The session's directory matches MEMOIR_EXCLUDE: it is never recorded,
+        # and its session is not shown any memory either.
+        self.excluded = excluded
         # The calling Claude Code session (CLAUDE_CODE_SESSION_ID), whose own
         # prompts are left out of search: the model has them, and the prompt
         # it is answering would otherwise top every search about it.
@@ -156,12 +164,16 @@ def run_search(scope: _Scope, query: str, limit: int = 10, type: str | None = No
     limit = max(1, min(int(limit), MAX_SEARCH_RESULTS))
     types = [t for t in (type or "").replace(",", " ").split() if t]
     with Store.open(scope.home) as store:
+        backlog = store.backfill_search(budget=BACKFILL_SECONDS)
         results = search(store, query, project=None if all_projects else scope.project,
                          types=types, since=since, limit=limit + 5)
     results = [r for r in results
                if not (r.kind == "prompt" and scope.session and r.session == scope.session)]
     results = results[:limit]
     head = _HEADER.format(scope=scope.name(all_projects))
+    if backlog:
+        head += (f"[{backlog} older records are not searchable yet: the index is still being "
+                 "built]\n")
     if not results:
         hint = "" if all_projects else " Try all_projects=true, other words, or fewer filters."
         return head + f"No results for {_one_line(query, 80)!r}.{hint}"
@@ -344,14 +356,15 @@ def run_get_observations(scope: _Scope, ids: Sequence[int | str],
     return text
 
 
-def build_server(home: str, project: str, session: str | None = None) -> Any:
+def build_server(home: str, project: str, session: str | None = None,
+                 excluded: bool = False) -> Any:
     """The MCP server for ``project``'s memory under ``home`` (an ``MCPServer``)."""
     from mcp.server.mcpserver import MCPServer
     from mcp.types import ToolAnnotations
 
     from .. import __version__
 
-    scope = _Scope(home, project, session)
+    scope = _Scope(home, project, session, excluded)
     server = MCPServer(
         name="memoir", version=__version__,
         instructions=("claude-memoir: persistent memory of past Claude Code sessions in this "
@@ -361,6 +374,9 @@ def build_server(home: str, project: str, session: str | None = None) -> Any:
                                 idempotent_hint=True, open_world_hint=False)
 
     def guard(call: Any) -> str:
+        if scope.excluded:
+            return ("claude-memoir is off for this project (its directory matches "
+                    "MEMOIR_EXCLUDE): nothing is recorded or recalled here.")
         try:
             return str(call())
         except MemoirError as e:
@@ -421,16 +437,22 @@ def build_server(home: str, project: str, session: str | None = None) -> Any:
     return server
 
 
-def session_project() -> str:
-    """The calling session's project: Claude Code's project dir, else the working directory."""
-    raw = os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
-    return project_key(raw)
+def session_dir() -> str:
+    """The calling session's directory: Claude Code's project dir, else the working directory."""
+    return os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
 
 
-def serve(home: str) -> None:
+def serve(settings: Settings) -> None:
     """Run the server on stdin/stdout until the client closes the stream."""
-    project = session_project()
+    import fnmatch
+
+    directory = session_dir()
+    project = project_key(directory)
     session = os.environ.get("CLAUDE_CODE_SESSION_ID") or None
-    log.info("mcp server started for %s (pid %d, session %s)", project, os.getpid(), session)
-    build_server(home, project, session).run("stdio")
+    # The hooks' rule (hooks.payload.excluded): globs against the resolved directory.
+    excluded = any(fnmatch.fnmatchcase(os.path.realpath(directory), os.path.expanduser(glob))
+                   for glob in settings.exclude)
+    log.info("mcp server started for %s (pid %d, session %s%s)", project, os.getpid(), session,
+             ", excluded" if excluded else "")
+    build_server(settings.home, project, session, excluded).run("stdio")
     log.info("mcp server for %s stopped", project)

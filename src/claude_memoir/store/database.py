@@ -28,6 +28,7 @@ from .health import HealthQueries
 from .memories import MemoryQueries
 from .prompts import PromptQueries
 from .schema import migrate
+from .searchindex import SearchIndexQueries
 from .sessions import SessionQueries
 from .transfer import TransferQueries
 from .usage import UsageQueries
@@ -35,8 +36,8 @@ from .usage import UsageQueries
 log = get_logger(__name__)
 
 
-class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, HealthQueries,
-            UsageQueries, BrowsingQueries, CurationQueries, TransferQueries):
+class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, SearchIndexQueries,
+            HealthQueries, UsageQueries, BrowsingQueries, CurationQueries, TransferQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------

@@ -234,6 +234,11 @@ _PROMPT_FTS_COLUMNS = ("text", "terms")
 def _fts_table(conn: sqlite3.Connection, table: str, columns: tuple[str, ...]) -> None:
     """An external-content FTS5 index ``<table>_fts`` of ``columns``, kept by triggers.
 
+    Created empty: rows already in ``table`` are indexed afterwards, a chunk at
+    a time, by ``Store.backfill_search`` (m0004 explains why). Until then the
+    triggers leave those rows alone: a row counts as indexed when its id is at
+    least ``search_backfill.indexed_from``, and FTS5 must never be told to
+    delete a row it does not hold (that corrupts an external-content index).
     The update trigger fires only when an indexed column changes: Stop sets
     ``prompts.finished_at`` on every turn and must not re-index the prompt.
     """
@@ -241,32 +246,39 @@ def _fts_table(conn: sqlite3.Connection, table: str, columns: tuple[str, ...]) -
     new = ", ".join(f"new.{c}" for c in columns)
     old = ", ".join(f"old.{c}" for c in columns)
     fts = f"{table}_fts"
+    indexed = f"(SELECT indexed_from FROM search_backfill WHERE tbl = '{table}')"
     _execute_script(conn, f"""
         CREATE VIRTUAL TABLE {fts} USING fts5(
             {cols}, content='{table}', content_rowid='id', {_TOKENIZE}
         );
-        CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN
+        INSERT INTO search_backfill (tbl, indexed_from)
+            SELECT '{table}', COALESCE(MAX(id), 0) + 1 FROM {table};
+        CREATE TRIGGER {table}_ai AFTER INSERT ON {table}
+            WHEN new.id >= {indexed} BEGIN
             INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new});
         END;
-        CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN
+        CREATE TRIGGER {table}_ad AFTER DELETE ON {table}
+            WHEN old.id >= {indexed} BEGIN
             INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old});
         END;
-        CREATE TRIGGER {table}_au AFTER UPDATE OF {cols} ON {table} BEGIN
+        CREATE TRIGGER {table}_au AFTER UPDATE OF {cols} ON {table}
+            WHEN old.id >= {indexed} BEGIN
             INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old});
             INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new});
         END;
-        INSERT INTO {fts}({fts}) VALUES ('rebuild');
         """)
+
+
+#: The indexed tables and their FTS columns, for Store.backfill_search.
+SEARCH_TABLES = {"observations": _OBS_FTS_COLUMNS, "summaries": _SUMMARY_FTS_COLUMNS,
+                 "prompts": _PROMPT_FTS_COLUMNS}
 
 
 @migration
 def m0004_recall(conn: sqlite3.Connection) -> None:
     """Recall: sessions re-keyed by repository, code-aware FTS over observations,
     summaries and prompts."""
-    import json
-
     from ..recall.project import project_key
-    from ..text import code_terms
 
     # 1. Project identity is now the git repository (recall.project): a
     # session recorded in repo/src or in a linked worktree joins the
@@ -294,31 +306,23 @@ def m0004_recall(conn: sqlite3.Connection) -> None:
         CREATE INDEX IF NOT EXISTS observations_created ON observations(created_at);
         """)
 
-    # 3. Split identifiers of the rows recorded so far.
-    def texts(value: str) -> list[str]:
-        try:
-            loaded = json.loads(value or "[]")
-        except ValueError:
-            return [value]
-        return [str(v) for v in loaded] if isinstance(loaded, list) else [value]
-
-    rows = conn.execute("SELECT id, title, subtitle, narrative, facts, concepts, files_read,"
-                        " files_modified FROM observations").fetchall()
-    conn.executemany("UPDATE observations SET terms = ? WHERE id = ?", [
-        (code_terms(r[1], r[2], r[3], *texts(r[4]), *texts(r[5]), *texts(r[6]),
-                    *texts(r[7])), r[0]) for r in rows])
-    rows = conn.execute("SELECT id, request, investigated, learned, completed, next_steps,"
-                        " notes FROM summaries").fetchall()
-    conn.executemany("UPDATE summaries SET terms = ? WHERE id = ?",
-                     [(code_terms(*r[1:]), r[0]) for r in rows])
-    rows = conn.execute("SELECT id, text FROM prompts").fetchall()
-    conn.executemany("UPDATE prompts SET terms = ? WHERE id = ?",
-                     [(code_terms(r[1]), r[0]) for r in rows])
-
-    # 4. The new indexes, filled from the tables.
-    _fts_table(conn, "observations", _OBS_FTS_COLUMNS)
-    _fts_table(conn, "summaries", _SUMMARY_FTS_COLUMNS)
-    _fts_table(conn, "prompts", _PROMPT_FTS_COLUMNS)
+    # 3. New, empty indexes. Indexing what is already stored (splitting its
+    # identifiers, then FTS5) takes about a minute for 200,000 observations,
+    # and the first process to open the store after an upgrade may be a hook
+    # that Claude Code kills after 10 s: the migration would roll back and
+    # start over on every hook, forever. So the migration only records where
+    # indexing stands (search_backfill) and Store.backfill_search indexes the
+    # older rows in short transactions, from `memoir install`, the worker,
+    # `memoir search` and the MCP server; new rows are indexed as they come.
+    _execute_script(conn, """
+        CREATE TABLE search_backfill (
+            tbl TEXT PRIMARY KEY,
+            -- Rows with id >= indexed_from are in the FTS index; 0 or 1: all are.
+            indexed_from INTEGER NOT NULL
+        );
+        """)
+    for table, columns in SEARCH_TABLES.items():
+        _fts_table(conn, table, columns)
 
 
 @migration
@@ -386,9 +390,13 @@ def m0009_user_edits(conn: sqlite3.Connection) -> None:
         -- NULL: as the agent wrote it.
         ALTER TABLE observations ADD COLUMN edited_at TEXT;
         -- The agent (or any code path but a user edit) must never overwrite a
-        -- correction: an UPDATE of an edited observation that does not itself
-        -- set a new edited_at is refused by the database, whoever issues it.
-        CREATE TRIGGER observations_user_edit_guard BEFORE UPDATE ON observations
+        -- correction: an UPDATE of an edited observation's content that does not
+        -- itself set a new edited_at is refused by the database, whoever issues
+        -- it. Bookkeeping columns (search's terms, filled by the backfill) stay
+        -- writable, or an edit made before the backfill would block it forever.
+        CREATE TRIGGER observations_user_edit_guard BEFORE UPDATE OF
+            type, title, subtitle, facts, narrative, concepts, files_read, files_modified
+        ON observations
         WHEN old.edited_at IS NOT NULL AND new.edited_at IS old.edited_at
         BEGIN
             SELECT RAISE(ABORT, 'observation was edited by the user');

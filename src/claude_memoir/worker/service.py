@@ -51,6 +51,9 @@ TICK = 1.0
 # agent CLI starting work at once measurably slowed that hook. Events that
 # arrive meanwhile join the same batch.
 WAKE_DELAY = 0.05
+# Seconds of search-index backfill per round of the loop (Store.backfill_search):
+# short, because the store's write lock is held meanwhile and hooks wait on it.
+BACKFILL_SLICE = 0.2
 
 
 class Worker:
@@ -86,6 +89,9 @@ class Worker:
         # Pending events as of the last pass: what a ping reports, without
         # touching the store (which may be waiting on a lock).
         self.pending = 0
+        # Rows older than the search index still to index (assume some until
+        # the first backfill call says otherwise; it returns at once if none).
+        self._search_backlog = 1
         self._wake = asyncio.Event()
         self._server: asyncio.AbstractServer | None = None
 
@@ -258,6 +264,11 @@ class Worker:
                 if self.stop_reason is not None:
                     await self.finish()
                     return
+                if self._search_backlog:
+                    # Index records older than the search index a little per
+                    # round (migration 0004), after this session's own work.
+                    self._search_backlog = await self.db.call(
+                        lambda store: store.backfill_search(budget=BACKFILL_SLICE))
                 await self._refresh()
             except MemoirError as e:
                 # A locked or briefly unwritable database: everything is still
