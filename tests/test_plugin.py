@@ -131,6 +131,10 @@ def test_failed_install_is_reported_by_status(tmp_path: Path, memoir_home: Path,
          str(REPO / "src"), str(REPO), str(data)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert not (data / "venv" / bootstrap.STAMP).exists()
+    # Hooks do not start another install at every tool call after a failure.
+    plugin = bootstrap.Plugin(str(REPO), str(data))
+    assert Path(plugin.failed_marker).exists()
+    assert bootstrap.start(plugin, memoir_home) is False
     status = subprocess.run([*memoir_command(), "status"], capture_output=True, text=True,
                             timeout=30)
     first, reason = status.stdout.splitlines()[:2]

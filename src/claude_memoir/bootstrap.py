@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 STAMP = ".memoir-ready"
+# After a failed install, hooks wait this long before starting another: every
+# tool call wants a worker, and without the pause an unreachable index would
+# mean a pip run in the background after every tool call.
+RETRY_AFTER = 600.0
 # pip may download a few hundred MB (the SDK bundles Claude Code): a bound,
 # not a hope, so a hung install does not hold the lock forever.
 INSTALL_TIMEOUT = 1800.0
@@ -65,6 +69,11 @@ class Plugin:
     @property
     def lock(self) -> str:
         return os.path.join(self.data, "bootstrap.lock")
+
+    @property
+    def failed_marker(self) -> str:
+        """Exists (its mtime: when) after a failed install; removed by a successful one."""
+        return os.path.join(self.data, "bootstrap.failed")
 
 
 def plugin_from_env() -> Plugin | None:
@@ -135,6 +144,11 @@ def start(plugin: Plugin, home: str | os.PathLike[str]) -> bool:
         ensure_private_dir(plugin.data)
         if installing(plugin):
             return False
+        try:
+            if time.time() - os.stat(plugin.failed_marker).st_mtime < RETRY_AFTER:
+                return False  # failed a moment ago: status says why; retry later
+        except FileNotFoundError:
+            pass
     except OSError as e:
         log.error("cannot prepare %s for the plugin's dependencies: %s", plugin.data, e)
         return False
@@ -171,8 +185,11 @@ def install(plugin: Plugin, base_python: str) -> None:
                               stdin=subprocess.DEVNULL,
                               timeout=max(1.0, deadline - time.monotonic()))
         if done.returncode != 0:
-            lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
-            tail = " | ".join(lines[-3:]) or f"exit {done.returncode}"
+            # Both streams: `venv` explains a missing ensurepip (Debian's
+            # python3-venv) on stdout and only fails on stderr.
+            lines = [line for line in (done.stdout + "\n" + done.stderr).splitlines()
+                     if line.strip()]
+            tail = " | ".join(lines[-4:]) or f"exit {done.returncode}"
             raise OSError(f"`{' '.join(argv[:4])} …` failed: {tail}")
     tmp = f"{stamp}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -221,7 +238,12 @@ def main(argv: list[str]) -> int:
             try:
                 install(plugin, base)
             except (OSError, subprocess.SubprocessError) as e:
+                _touch(plugin.failed_marker)
                 return _failed(settings.home, str(e))
+            try:
+                os.unlink(plugin.failed_marker)
+            except FileNotFoundError:
+                pass
             log.info("plugin dependencies installed in %.1f s", time.monotonic() - started)
             with Store.open(settings.home) as store:
                 store.record_ok("bootstrap")
@@ -245,3 +267,11 @@ def _failed(home: str, message: str) -> int:
     except Exception as e:  # the process edge: the log line above stays
         log.error("cannot record the failed install: %s", e)
     return 1
+
+
+def _touch(path: str) -> None:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.utime(path)
+    except OSError as e:
+        log.warning("cannot write %s: %s", path, e)

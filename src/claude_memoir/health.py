@@ -40,8 +40,8 @@ class Health(Record):
     def headline(self) -> str:
         """The one line ``memoir status`` starts with."""
         if self.level == "healthy":
-            return ("healthy: the memory agent is working; no fallback summaries or parked "
-                    f"events in the last {RECENT_DAYS} days")
+            return ("healthy: no unresolved agent, worker or install failure; no fallback "
+                    f"summaries in the last {RECENT_DAYS} days; no parked events")
         first = self.problems[0] if self.problems else "see `memoir doctor`"
         more = len(self.problems) - 1
         return f"DEGRADED: {first}" + (f" (+{more} more, see below)" if more > 0 else "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -86,19 +87,30 @@ def test_find_credential_in_claude_codes_order(memoir_home: Path,
 
 @pytest.mark.e2e
 @pytest.mark.timeout(180)
-def test_agent_authenticates_with_the_users_api_key_helper(
+@pytest.mark.parametrize("credential", ["api-key-helper", "claude-login"])
+def test_agent_authenticates_like_the_users_claude_code(
         run_hook: HookRunner, memoir_home: Path, mock_api: MockAnthropic, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """No API key anywhere in the environment: only a helper in ~/.claude/settings.json."""
+        monkeypatch: pytest.MonkeyPatch, credential: str) -> None:
+    """No API key anywhere in the environment: only a helper in ~/.claude/settings.json,
+    or only a Claude login (subscription) in ~/.claude/.credentials.json."""
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    helper = tmp_path / "get-key.sh"
-    helper.write_text("#!/bin/sh\necho helper-key-from-settings\n")
-    helper.chmod(stat.S_IRWXU)
-    _write(Path.home() / ".claude" / "settings.json", {"apiKeyHelper": str(helper)})
+    if credential == "api-key-helper":
+        helper = tmp_path / "get-key.sh"
+        helper.write_text("#!/bin/sh\necho helper-key-from-settings\n")
+        helper.chmod(stat.S_IRWXU)
+        _write(Path.home() / ".claude" / "settings.json", {"apiKeyHelper": str(helper)})
+        header, expected = "x-api-key", "helper-key-from-settings"
+    else:
+        # The shape Claude Code writes on Linux after /login (the token is fake).
+        _write(Path.home() / ".claude" / ".credentials.json", {"claudeAiOauth": {
+            "accessToken": "sk-ant-oat01-test-login", "refreshToken": "r",
+            "expiresAt": int(time.time() * 1000) + 86_400_000,
+            "scopes": ["user:inference", "user:profile"], "subscriptionType": "pro"}})
+        header, expected = "authorization", "Bearer sk-ant-oat01-test-login"
     env = api_env(mock_api, tmp_path)
     del env["ANTHROPIC_API_KEY"]
     assert "ANTHROPIC_API_KEY" not in {**os.environ, **env}
-    mock_api.summary_marker = "HELPER-SUMMARY"
+    mock_api.summary_marker = "AUTH-SUMMARY"
 
     def hook(event: str, data: dict[str, object]) -> None:
         done = run_hook(event, dict(data, session_id=SID), env=env)
@@ -113,9 +125,9 @@ def test_agent_authenticates_with_the_users_api_key_helper(
     summary = wait_for(lambda: conn.execute("SELECT * FROM summaries").fetchone(),
                        timeout=120, message="the prompt's summary")
     assert summary["kind"] == "agent", "the agent could not authenticate: fallback summary"
-    assert summary["learned"] == "HELPER-SUMMARY"
+    assert summary["learned"] == "AUTH-SUMMARY"
     agent_requests = mock_api.messages_requests(agent=True)
     assert agent_requests
-    # Every request of the agent carried the key the user's helper printed.
-    assert {r.headers.get("x-api-key") for r in agent_requests} == {"helper-key-from-settings"}
+    # Every request of the agent carried the user's credential.
+    assert {r.headers.get(header) for r in agent_requests} == {expected}
     assert conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0] >= 1

@@ -54,7 +54,16 @@ class HealthQueries(Connected):
                 (component, reason, message[:MAX_MESSAGE_CHARS], session))
 
     def record_ok(self, component: Component) -> None:
-        """Note that ``component`` worked now (clears a past failure)."""
+        """Note that ``component`` worked now (clears a past failure).
+
+        Writes only when a failure is on record: a healthy pipeline's workers
+        and agents then never take the write lock for it (a read does not
+        wait on a writer in WAL mode).
+        """
+        row = self.conn.execute("SELECT failed_at, ok_at FROM health WHERE component = ?",
+                                (component,)).fetchone()
+        if row is None or not row[0] or (row[1] is not None and row[1] > row[0]):
+            return
         with self.transaction() as conn:
             conn.execute(
                 f"INSERT INTO health (component, ok_at) VALUES (?, {_NOW})"

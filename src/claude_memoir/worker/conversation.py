@@ -135,11 +135,11 @@ class Conversation:
             raise
         self.state = "ready"
         self.failures = 0
-        if self._health_unknown:
-            await self._record_health(None)
         reply = answer.text
         self.context_chars += (len(SYSTEM_PROMPT) if fresh else 0) + len(text) + len(reply)
-        await self._save(agent.session_id or self.session.agent_session_id)
+        await self._save(agent.session_id or self.session.agent_session_id,
+                         agent_ok=self._health_unknown)
+        self._health_unknown = False
         await self._record_usage(answer, kind, events, agent.session_id)
         return reply
 
@@ -152,8 +152,8 @@ class Conversation:
 
     # -- internals -----------------------------------------------------------
 
-    async def _record_health(self, error: AgentError | None) -> None:
-        """Record the agent's success, or its failure and why, where `memoir status` sees it.
+    async def _record_health(self, error: AgentError) -> None:
+        """Record the agent's failure and why, where `memoir status` sees it.
 
         A log line alone left users with fallback summaries and no idea why
         ("not logged in", "connection refused"). A store that cannot take the
@@ -163,10 +163,6 @@ class Conversation:
 
         session = self.session_id
         try:
-            if error is None:
-                await self.db.call(lambda store: store.record_ok("agent"))
-                self._health_unknown = False
-                return
             kind = classify(error)
             message = str(error)
             await self.db.call(
@@ -195,13 +191,17 @@ class Conversation:
                  usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens,
                  "cost not reported" if cost is None else f"${cost:.4f}")
 
-    async def _save(self, agent_session: str | None) -> None:
+    async def _save(self, agent_session: str | None, agent_ok: bool = False) -> None:
         session_id, chars = self.session_id, self.context_chars
         assert self.session is not None
         row_id = self.session.id
 
         def save(store: Store) -> SessionRow | None:
             store.set_agent_context(row_id, agent_session, chars)
+            if agent_ok:
+                # The agent answered: clears a failure `memoir status` reports
+                # (in this call, not a transaction of its own per reply).
+                store.record_ok("agent")
             return store.get_session(session_id)
 
         self.session = await self.db.call(save) or self.session

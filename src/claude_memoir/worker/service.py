@@ -93,6 +93,7 @@ class Worker:
         # the first backfill call says otherwise; it returns at once if none).
         self._search_backlog = 1
         self._wake = asyncio.Event()
+        self._started_recorded = False
         self._server: asyncio.AbstractServer | None = None
 
     @property
@@ -200,9 +201,6 @@ class Worker:
             self._write_pid_file()
             pid, started = os.getpid(), self.create_time
             await self.db.call(lambda store: store.set_worker(session.id, pid, started))
-            # A worker that got this far can import what it needs: clears a
-            # "cannot import" recorded by an earlier one (`memoir status`).
-            await self.db.call(lambda store: store.record_ok("worker"))
             # Retention of the usage log (a cheap indexed delete, once per worker).
             await self.db.call(lambda store: store.prune_usage(USAGE_RETENTION_DAYS))
             watchdog = asyncio.create_task(self._watchdog())
@@ -285,7 +283,24 @@ class Worker:
         """
         while self.stop_reason is None:
             await asyncio.sleep(TICK)
+            await self._record_started()
             self.check_watchdogs()
+
+    async def _record_started(self) -> None:
+        """Record once that this worker runs: clears an earlier "cannot import" in status.
+
+        Off the start-up path (the watchdog's first tick, or the final pass),
+        so it delays no work; bookkeeping only, so a locked database is logged,
+        not fatal.
+        """
+        if self._started_recorded:
+            return
+        self._started_recorded = True
+        try:
+            await self.db.call(lambda store: store.record_ok("worker"))
+        except MemoirError as e:
+            log.warning("session %s: cannot record the worker's health: %s",
+                        self.session_id, e)
 
     def check_watchdogs(self) -> None:
         """Request a stop if the session went idle or its Claude Code process is gone."""
@@ -305,6 +320,7 @@ class Worker:
         """Final pass when the session ends: drain, summarize the open turn too."""
         session = self.session
         assert session is not None
+        await self._record_started()
         await self.pipeline.process(session, include_open=True)
         # A session SessionEnd marked failed (its worker hung) stays failed;
         # the summary written here is still what the next session sees.
