@@ -402,3 +402,22 @@ def test_observations_and_summary_in_one_reply() -> None:
     text = CANONICAL_OBSERVATION + "\n" + CANONICAL_SUMMARY
     assert len(parse_observations(text)) == 1
     assert parse_summary(text) is not None
+
+
+def test_parse_reply_takes_observations_and_summary_of_one_batch() -> None:
+    from claude_memoir.agent.parser import parse_reply
+
+    reply = ("Here you go.\n<observation><type>bugfix</type><title>Fixed cursor</title>"
+             "<facts><fact>db.py:12</fact></facts></observation>\n"
+             "<observation><title>Ran tests</title><narrative>All green.</narrative>"
+             "</observation>\n<summary><request>fix paging</request>"
+             "<completed>cursor fixed</completed></summary>")
+    parsed = parse_reply(reply)
+    assert [o.title for o in parsed.observations] == ["Fixed cursor", "Ran tests"]
+    assert parsed.summary is not None and parsed.summary.completed == "cursor fixed"
+    assert not parsed.skipped_summary
+    skipped = parse_reply("<observation><title>Read config</title></observation><skip_summary/>")
+    assert skipped.summary is None and skipped.skipped_summary
+    assert len(skipped.observations) == 1
+    assert parse_reply("") == parse_reply(None)  # type: ignore[arg-type]
+    assert parse_reply("").observations == [] and not parse_reply("").skipped_summary

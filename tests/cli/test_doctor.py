@@ -637,10 +637,8 @@ def test_json_findings_have_the_four_keys(project: Path, memoir_home: Path,
             assert f["fix"], f"a {f['level']} finding without a fix: {f}"
     # Every check reports something, in the order a user would fix things.
     order = [f["check"] for f in findings]
-    # (budget only once a database exists to count today's spend in)
     assert sorted(set(order), key=order.index) == ["install", "permissions", "database",
-                                                   "runtime", "health", "agent"] + (
-                                                       [] if setup == "empty" else ["budget"])
+                                                   "runtime", "health", "agent", "budget"]
     if setup == "broken":
         assert rc == 1
         assert of(findings, "permissions", "fail") and of(findings, "database", "fail")

@@ -88,6 +88,8 @@ def test_open_prompt_waits_then_sends_when_the_batch_is_large(memoir_home: Path,
     async def scenario(worker: Worker) -> None:
         await asyncio.sleep(2.5)  # two passes of the loop at least
         assert _observes(factory) == []  # two small events wait for their prompt
+        state = (await _request(memoir_home, {"type": "ping"}))["state"]
+        assert (state["pending"], state["held"]) == (2, 2)  # what `memoir status` shows
         await asyncio.to_thread(_add, memoir_home, "b", 1)
         await _request(memoir_home, {"type": "wake"})
         await _until(lambda: _count(memoir_home, "SELECT COUNT(*) FROM observations") == 3)

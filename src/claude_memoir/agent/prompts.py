@@ -3,11 +3,14 @@
 Every function here is a pure function of its arguments, so the worker, the
 tests and a mock LLM server all see exactly the same text for the same input.
 
-Each user message starts with a marker (``INIT_MARKER``, ``OBSERVATION_MARKER``,
-``SUMMARY_REQUEST_MARKER``) so a mock server can tell the kinds apart. Session
-data embedded in a message is XML-escaped, so a tool's output can neither forge
-our tags nor the agent's reply format, and any marker text inside it is
-defused, so each marker occurs exactly once, in the message of its kind.
+Each part of a user message starts with a marker (``INIT_MARKER``,
+``OBSERVATION_MARKER``, ``SUMMARY_REQUEST_MARKER``) so a mock server can tell
+the kinds apart; a finished prompt's batch (``batch_prompt``) carries the
+observation and summary markers, in that order. Session data embedded in a
+message is XML-escaped, so a tool's output can neither forge our tags nor the
+agent's reply format, and any marker text inside it is defused, so each marker
+occurs only where a part of its kind begins. Events are rendered per tool by
+``render.event_fields``.
 """
 
 from __future__ import annotations

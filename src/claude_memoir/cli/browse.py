@@ -154,8 +154,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         if r["responsive"]:
+            held = f" ({r['held']} held for the prompt's batch)" if r.get("held") else ""
             print(f"{r['session_id']}  pid {r['pid']}  up {r.get('uptime', 0):.0f}s  "
-                  f"idle {r.get('idle', 0):.0f}s  pending {r.get('pending')}  "
+                  f"idle {r.get('idle', 0):.0f}s  pending {r.get('pending')}{held}  "
                   f"agent {r.get('agent')}  {r['project']}")
         else:
             print(f"{r['session_id']}  pid {r['pid']}  UNRESPONSIVE ({r['error']})  "

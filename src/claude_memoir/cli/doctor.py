@@ -547,24 +547,25 @@ def check_budget(settings: Settings) -> list[Finding]:
     tighten the home's mode, which only ``--fix`` may do.
     """
     from ..budget import budget_status
-    from ..errors import MemoirError
     from ..store import Store
 
     path = Path(db_path(settings.home))
     if not path.exists():
-        return []
+        return [Finding("budget", "ok", "no agent usage recorded yet")]
+    # Read-only like check_database: the doctor changes nothing without --fix.
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3)
+        try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                            " AND name = 'agent_requests'").fetchone() is None:
+                return [Finding("budget", "ok", "no agent usage recorded yet")]
+            status = budget_status(Store(conn, str(path)), settings)
+        finally:
+            conn.close()
     except sqlite3.Error as e:
-        return [Finding("budget", "warn", f"cannot read today's agent usage: {e}")]
-    conn.row_factory = sqlite3.Row
-    try:
-        status = budget_status(Store(conn, str(path)), settings)
-    except (sqlite3.Error, MemoirError) as e:
         return [Finding("budget", "warn", f"cannot read today's agent usage: {e}",
-                        "run any `memoir` command (it migrates the database), then retry")]
-    finally:
-        conn.close()
+                        "see the database finding; the budget is checked again once the "
+                        "store is readable")]
     if status.reached:
         return [Finding("budget", "warn", status.reason,
                         "raise MEMOIR_DAILY_BUDGET_USD / MEMOIR_DAILY_BUDGET_TOKENS, or wait "

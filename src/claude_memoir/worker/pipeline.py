@@ -118,6 +118,9 @@ class Pipeline:
         # The last reason the LLM was not called (budget, outage): logged once
         # when it starts, not on every pass.
         self._blocked_reason: str | None = None
+        # Pending events held back for their prompt's batch as of the last
+        # pass (what `memoir status` shows next to the pending count).
+        self.held = 0
 
     async def replay_spool(self) -> None:
         """Record payloads hooks spooled while the database was locked.
@@ -164,6 +167,7 @@ class Pipeline:
                     store.current_prompt_number(session.id))
 
         works, latest = await self.db.call(plan)
+        self.held = 0
         for work in works:
             # A prompt is closed once Stop finished it or a later prompt began
             # (an interrupted turn gets no Stop): no event can join it any more.
@@ -204,6 +208,7 @@ class Pipeline:
         needs_summary = closed and work.recorded and work.did_work and (
             work.summary_kind is None or (reprocess and work.summary_kind == "fallback"))
         if not closed and not live and not self._due(work):
+            self.held = work.pending
             return False
         while True:
             blocked = await self._blocked()

@@ -112,6 +112,8 @@ class Worker:
             "uptime": round(time.monotonic() - self.started, 3),
             "idle": round(time.monotonic() - self.last_activity, 3),
             "pending": self.pending,
+            # Of those, held back until their prompt finishes (prompt capture).
+            "held": self.pipeline.held,
             "agent": conv.state,
             "agent_context_chars": conv.context_chars,
             "agent_rollovers": conv.rollovers,
@@ -201,8 +203,6 @@ class Worker:
             self._write_pid_file()
             pid, started = os.getpid(), self.create_time
             await self.db.call(lambda store: store.set_worker(session.id, pid, started))
-            # Retention of the usage log (a cheap indexed delete, once per worker).
-            await self.db.call(lambda store: store.prune_usage(USAGE_RETENTION_DAYS))
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 await self._loop()
@@ -325,6 +325,9 @@ class Worker:
         # A session SessionEnd marked failed (its worker hung) stays failed;
         # the summary written here is still what the next session sees.
         reason = self.stop_reason
+        # Retention of the usage log: an indexed delete, once per worker, at its
+        # end rather than its start (where hooks may be waiting on it).
+        await self.db.call(lambda store: store.prune_usage(USAGE_RETENTION_DAYS))
         if await self.db.call(lambda store: store.set_status(
                 session.id, "completed", reason, only_if="active")):
             log.info("session %s completed (%s)", self.session_id, reason)
