@@ -105,9 +105,15 @@ def viewer(memoir_home: Path) -> Iterator[RunningViewer]:
         stop_viewer(running)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright (one browser per test run)."""
+    """Debian's Chromium, headless, driven by Playwright (one browser per test module).
+
+    Not per session: Playwright's sync API keeps an event loop running in this
+    thread while it is started, and every later test calling asyncio.run()
+    (the worker tests) would fail with "cannot be called from a running event
+    loop".
+    """
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does this)")
     from playwright.sync_api import sync_playwright
