@@ -354,6 +354,9 @@ def test_write_lock_held_mid_batch_ends_no_worker(session: Session,
     from claude_memoir import ipc
     from claude_memoir.paths import socket_path
 
+    # Live capture: events go to the agent as they come, so a batch is in
+    # flight while the prompt goes on (prompt capture would hold them).
+    session.env["MEMOIR_CAPTURE"] = "live"
     mock_api.agent_delay, mock_api.delay_on = 1.5, "MEMOIR-OBSERVE"
     session.prompt()
     for _ in range(3):

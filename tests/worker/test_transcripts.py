@@ -38,7 +38,9 @@ def _row(home: Path) -> object:
 def test_agent_transcript_lives_while_needed_and_goes_with_the_session(
         run_hook: HookRunner, memoir_home: Path, mock_api: MockAnthropic,
         tmp_path: Path) -> None:
-    env = api_env(mock_api, tmp_path)
+    # Live capture: the agent answers the event while the prompt goes on (prompt
+    # capture would hold it until Stop, and the test waits for that reply first).
+    env = {**api_env(mock_api, tmp_path), "MEMOIR_CAPTURE": "live"}
     projects = Path(os.environ["HOME"]) / ".claude" / "projects"
     _hook(run_hook, env, "user-prompt-submit", "user_prompt_submit", prompt="tidy the parser")
     _hook(run_hook, env, "post-tool-use", "post_tool_use_bash", tool_use_id="toolu_t1")

@@ -339,7 +339,11 @@ def test_locked_database_does_not_kill_worker_or_lose_events(
     finally:
         blocker.close()
     assert _count(memoir_home, "SELECT COUNT(*) FROM events WHERE status = 'pending'") == 0
-    assert "work loop failed (busy)" in caplog.text
+    # The lock was met and outlived: by the work loop, or first by the agent's
+    # health record (issue 11), which logs it and carries on.
+    assert "work loop failed (busy)" in caplog.text or (
+        "cannot record the agent's health" in caplog.text
+        and "database is locked" in caplog.text), caplog.text
 
 
 def test_rejected_resume_falls_back_to_fresh_agent_session(memoir_home: Path) -> None:

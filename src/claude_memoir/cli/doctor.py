@@ -548,7 +548,11 @@ def _live_agent(settings: Settings) -> Finding:
 
 
 def check_budget(settings: Settings) -> list[Finding]:
-    """Today's agent spending against MEMOIR_DAILY_BUDGET_USD / _TOKENS."""
+    """Today's agent spending against MEMOIR_DAILY_BUDGET_USD / _TOKENS.
+
+    Read-only like check_health: Store.open would migrate the database and
+    tighten the home's mode, which only ``--fix`` may do.
+    """
     from ..budget import budget_status
     from ..store import Store
 

@@ -6,6 +6,10 @@
     memoir sessions [--limit N] [--cwd DIR] [--json]  recorded sessions with counts
     memoir show SESSION [--json]            one session (id or unique prefix) with its summaries
     memoir status [--json]                  disk usage, today's agent spend, live workers
+    memoir ui [--port N] [--no-open]        the local web viewer (needs the `ui` extra)
+    memoir forget (SESSION | --cwd DIR | --before DATE) [--dry-run] [--yes]
+    memoir export [--cwd DIR | --all] [--format jsonl|markdown] [-o FILE]
+    memoir import FILE                      round-trip of export (idempotent)
     memoir search QUERY [--cwd DIR | --all] [--type T] [--file PATH] [--since DATE]
                   [--limit N] [--json]      ranked search of the project's memory
     memoir mcp                              the MCP server (stdio) Claude Code starts
@@ -14,6 +18,12 @@
     memoir reprocess SESSION [--wait S]     retry parked events, replace fallback summaries
     memoir cleanup-sessions [--max-age 24h] [--dry-run] [--json]
     memoir doctor [--fix] [--live] [--json] check install, privacy, database, agent
+    memoir ui [--port N] [--no-open]        the local web viewer (extra: claude-memoir[ui])
+    memoir forget (SESSION | --cwd DIR | --before DATE) [--dry-run] [--yes]
+    memoir export [--cwd DIR | --all] [--format jsonl|markdown] [-o FILE]
+    memoir import FILE                      add what an export holds (idempotent)
+    memoir edit ID [--title T] [--fact F]... [--narrative N]   correct an observation
+    memoir delete observation|summary ID
 
 Exit codes: 0 success, 1 failure, 2 bad arguments.
 """
@@ -29,7 +39,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import InvalidInput, MemoirError
 from ..log import get_logger
-from . import browse, maintenance, recall, usage, wiring
+from . import browse, data, maintenance, recall, ui, usage, wiring
 
 log = get_logger(__name__)
 
@@ -40,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="memoir", description="Persistent memory for Claude Code.")
     parser.add_argument("--version", action="version", version=f"memoir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (wiring, browse, recall, maintenance, usage):
+    for group in (wiring, browse, recall, maintenance, usage, data, ui):
         group.register(sub)
     return parser
 

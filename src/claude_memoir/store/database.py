@@ -7,8 +7,9 @@ transaction that stores the observations made from them, so a crash at any point
 neither loses an event nor duplicates an observation.
 
 :class:`Store` is the connection's lifecycle; its queries live in one module per
-area (``sessions``, ``prompts``, ``events``, ``memories``, ``searchindex``,
-``retention``, ``usage``, ``health``).
+area (``sessions``, ``prompts``, ``events``, ``memories``, ``searchindex``, ``recall``,
+``retention``, ``usage``, ``health``; for the viewer and the user's own changes
+``browsing``, ``curation``, ``transfer``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import time
 from ..errors import InvalidInput, StoreError
 from ..log import get_logger
 from ..paths import db_path, ensure_private_dir
+from .browsing import BrowsingQueries
 from .connection import BUSY_TIMEOUT, StoreConnection, quarantine, store_error
+from .curation import CurationQueries
 from .events import EventQueries
 from .health import HealthQueries
 from .memories import MemoryQueries
@@ -30,13 +33,15 @@ from .retention import RetentionQueries
 from .schema import migrate
 from .searchindex import SearchIndexQueries
 from .sessions import SessionQueries
+from .transfer import TransferQueries
 from .usage import UsageQueries
 
 log = get_logger(__name__)
 
 
 class Store(SessionQueries, PromptQueries, EventQueries, MemoryQueries, SearchIndexQueries,
-            RetentionQueries, UsageQueries, HealthQueries, RecallQueries):
+            RetentionQueries, UsageQueries, HealthQueries, RecallQueries, BrowsingQueries,
+            CurationQueries, TransferQueries):
     """A connection to ``memoir.db`` with the queries every part needs."""
 
     # -- lifecycle ---------------------------------------------------------

@@ -75,6 +75,9 @@ class ObservationRow(Record):
     files_read: list[str]
     files_modified: list[str]
     created_at: str
+    # Set when the user corrected it (viewer or `memoir edit`); the agent
+    # never overwrites such an observation.
+    edited_at: str | None = None
 
 
 class SummaryRow(Record):

@@ -465,6 +465,28 @@ def m0008_usage(conn: sqlite3.Connection) -> None:
         """)
 
 
+@migration
+def m0009_user_edits(conn: sqlite3.Connection) -> None:
+    """Observations corrected by the user: marked, and guarded against overwriting."""
+    _execute_script(conn, """
+        -- When the user last edited this observation (viewer or `memoir edit`);
+        -- NULL: as the agent wrote it.
+        ALTER TABLE observations ADD COLUMN edited_at TEXT;
+        -- The agent (or any code path but a user edit) must never overwrite a
+        -- correction: an UPDATE of an edited observation's content that does not
+        -- itself set a new edited_at is refused by the database, whoever issues
+        -- it. Bookkeeping columns (search's terms, filled by the backfill) stay
+        -- writable, or an edit made before the backfill would block it forever.
+        CREATE TRIGGER observations_user_edit_guard BEFORE UPDATE OF
+            type, title, subtitle, facts, narrative, concepts, files_read, files_modified
+        ON observations
+        WHEN old.edited_at IS NOT NULL AND new.edited_at IS old.edited_at
+        BEGIN
+            SELECT RAISE(ABORT, 'observation was edited by the user');
+        END;
+        """)
+
+
 def migrate(conn: sqlite3.Connection, path: str, transaction: Callable[[], Transaction]) -> None:
     """Apply every migration ``conn``'s database lacks, in one transaction."""
     # Fast path for hooks: one pragma read when nothing is to do.
