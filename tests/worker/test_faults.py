@@ -396,3 +396,37 @@ def test_write_lock_held_mid_batch_ends_no_worker(session: Session,
     assert "ended pid" not in log and "ending unresponsive worker" not in log
     session.end()
     assert_finished(session)
+
+
+def test_worker_recovers_when_a_hook_moves_a_damaged_database_aside(
+        session: Session) -> None:
+    """The file under a live worker is damaged; a hook quarantines it and starts afresh.
+
+    The worker's connection still reads the damaged file: it must open the new
+    one and go on (or, at worst, exit), never loop on the old one deaf to the
+    session's end.
+    """
+    session.env["MEMOIR_CAPTURE"] = "live"
+    session.prompt()
+    session.tool()
+    wait_for(lambda: db(session.home).execute(
+        "SELECT COUNT(*) FROM observations").fetchone()[0] == 1, timeout=60,
+        message="the first event to be observed")
+    pid = session.worker_pid()
+    path = session.home / "memoir.db"
+    with open(path, "r+b") as fh:  # damage every page after the header page
+        fh.seek(4096)
+        fh.write(os.urandom(max(path.stat().st_size - 4096, 8192)))
+    session.tool()  # the hook finds the damage, moves the file aside, records afresh
+    assert list(session.home.glob("memoir.db.corrupt-*"))
+    session.stop()
+    session.end()
+    wait_for(lambda: not is_alive(pid, None), timeout=60,
+             message="the worker to finish (not to loop on the damaged file)")
+    wait_for(lambda: not our_processes(session.home), timeout=30,
+             message="every worker and agent process to exit")
+    conn = db(session.home)
+    statuses = [r[0] for r in conn.execute("SELECT status FROM events")]
+    assert statuses == ["processed"], statuses  # the event recorded after the damage
+    log = (session.home / "logs" / "memoir.log").read_text()
+    assert "reopening it" in log

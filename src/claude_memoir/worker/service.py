@@ -52,6 +52,10 @@ TICK = 1.0
 # agent CLI starting work at once measurably slowed that hook. Events that
 # arrive meanwhile join the same batch.
 WAKE_DELAY = 0.05
+# Passes in a row the loop may fail on the store before the worker gives up
+# (about a minute at one pass a second), and fewer once it was asked to stop.
+LOOP_FAILURES = 60
+LOOP_FAILURES_WHEN_STOPPING = 5
 # Seconds a starting worker retries a store it cannot open or read.
 STORE_OPEN_WAIT = 30.0
 # Seconds a ping's pending count may wait on SQLite (see Worker._count_pending).
@@ -274,6 +278,7 @@ class Worker:
     async def _loop(self) -> None:
         self._wake.set()  # drain whatever is already pending at start
         first = True
+        failures = 0  # passes in a row that failed on the store
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=TICK)
@@ -309,9 +314,34 @@ class Worker:
             except MemoirError as e:
                 # A locked or briefly unwritable database: everything is still
                 # in SQLite, so wait and go round again rather than die.
+                failures += 1
+                if e.reason == "corrupt":
+                    # A hook found the file damaged and moved it aside: this
+                    # connection still points at the old file. Open the new one.
+                    log.error("session %s: the database is damaged (%s); reopening it",
+                              self.session_id, e)
+                    await self._reopen_store()
+                limit = LOOP_FAILURES_WHEN_STOPPING if self.stop_reason else LOOP_FAILURES
+                if failures >= limit:
+                    # Bounded: a worker that cannot use its store ends (the work
+                    # stays in SQLite or the spool, and the next hook starts a
+                    # fresh worker) instead of retrying forever, deaf to its stop.
+                    log.error("session %s: work loop failed %d times in a row (%s): %s; "
+                              "exiting", self.session_id, failures, e.reason, e)
+                    return
                 log.warning("session %s: work loop failed (%s): %s; retrying",
                             self.session_id, e.reason, e)
                 await asyncio.sleep(TICK)
+            else:
+                failures = 0
+
+    async def _reopen_store(self) -> None:
+        """Open the store again after a hook moved a damaged file aside (never raises)."""
+        try:
+            await self.db.reopen()
+        except MemoirError as e:
+            log.warning("session %s: reopening the store failed (%s): %s", self.session_id,
+                        e.reason, e)
 
     async def _watchdog(self) -> None:
         """Idle timeout and parent watch, in a task of their own.

@@ -16,7 +16,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from ..log import get_logger
 from ..store import Store
+
+log = get_logger("claude_memoir.worker")
 
 T = TypeVar("T")
 
@@ -35,6 +38,18 @@ class StoreThread:
             return
         loop = asyncio.get_running_loop()
         self._store = await loop.run_in_executor(self._executor, Store.open, self.home)
+
+    async def reopen(self) -> None:
+        """Drop the connection and open the store again (a damaged file was moved aside:
+        the old connection still reads it, the next one opens its replacement)."""
+        store, self._store = self._store, None
+        loop = asyncio.get_running_loop()
+        if store is not None:
+            try:
+                await loop.run_in_executor(self._executor, store.close)
+            except Exception as e:  # noqa: BLE001 - a damaged file may not even close
+                log.warning("closing the damaged store failed: %s", e)
+        await self.open()
 
     async def call(self, func: Callable[[Store], T]) -> T:
         """Run ``func(store)`` on the store thread; its StoreError reaches the caller."""
