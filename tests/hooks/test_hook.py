@@ -352,6 +352,28 @@ def test_locked_database_spools_within_bound_then_worker_replays(
     assert not list((memoir_home / "spool").glob("*.json"))
 
 
+def test_a_new_sessions_spooled_first_prompt_is_replayed_by_its_worker(
+        run_hook: HookRunner, memoir_home: Path) -> None:
+    """The very first prompt of a session met a locked database: its worker, started
+    by the hook, finds no session row yet and must replay the spool, not exit."""
+    import sqlite3
+
+    with Store.open(memoir_home):
+        pass  # the database exists (another session's), and is then locked
+    blocker = sqlite3.connect(memoir_home / "memoir.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert _out(run_hook("user-prompt-submit", payload("user_prompt_submit"))) == {}
+        assert len(list((memoir_home / "spool").glob("*.json"))) == 1
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    conn = db(memoir_home)
+    wait_for(lambda: conn.execute("SELECT COUNT(*) FROM prompts").fetchone()[0] == 1,
+             timeout=20, message="the spooled prompt to be replayed by the worker")
+    assert not list((memoir_home / "spool").glob("*.json"))
+
+
 SECRET = "sk-ant-api03-" + "Q" * 40
 
 

@@ -224,6 +224,11 @@ class Worker:
         try:
             session = await self._open_store()
             if session is None:
+                # Its first prompt may wait in the spool (the database was
+                # locked when the hook ran): replay it before giving up.
+                await self.pipeline.replay_spool()
+                session = await self.db.call(lambda store: store.get_session(self.session_id))
+            if session is None:
                 log.error("session %s is not in the store; nothing to do", self.session_id)
                 return 0
             self.conversation.adopt(session)
