@@ -692,3 +692,20 @@ def test_invalid_json_settings_left_untouched(command: str, tmp_path: Path) -> N
     assert "installed" not in r.stdout and "removed" not in r.stdout
     assert path.read_bytes() == original
     assert sorted(p.name for p in path.parent.iterdir()) == listing
+
+
+ESCAPES = "fix \x1b[31mRED\x1b[0m \x1b]0;pwned-title\x07 then \x1b[2Jcleared \x9b2J"
+
+
+def test_stored_escape_sequences_never_reach_the_terminal(store: Store, project: Path) -> None:
+    """Tool output recorded escape sequences: show, sessions, search and context print
+    them inert (the text stays readable, the terminal is not retitled or cleared)."""
+    sid = "e5c4e5c4-0000-4000-8000-000000000001"
+    s = new_session(store, sid, project)
+    number = store.add_prompt(s.id, ESCAPES)
+    store.save_summary(s.id, number, Summary(request=ESCAPES, completed=ESCAPES), "agent")
+    for argv in (("show", sid), ("sessions",), ("search", "pwned", "--all"),
+                 ("context", "--cwd", str(project))):
+        out = memoir(*argv).stdout
+        assert "pwned" in out or argv == ("sessions",), (argv, out)
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out), (argv, out)

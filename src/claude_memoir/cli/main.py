@@ -35,6 +35,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from .. import __version__
 from ..errors import InvalidInput, MemoirError
@@ -55,6 +56,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose stdout is a protocol or a faithful copy of the data, printed
+# as it is; every other command's output shows stored text (tool output,
+# prompts) and goes through PrintableOutput.
+RAW_OUTPUT = frozenset({"mcp", "export", "ui"})
+
+
+class PrintableOutput:
+    """A text stream that makes control characters inert before they reach the terminal.
+
+    Stored text came from tool output: printed raw, ``\x1b]0;...\x07`` or
+    ``\x1b[2J`` in it would retitle or clear the user's terminal, or hide text.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from ..recall.fence import printable
+
+        return self._stream.write(printable(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``memoir`` console script."""
     args = build_parser().parse_args(argv)
@@ -63,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = load_settings()
     setup_logging(settings.home, settings.log_level, settings.log_max_bytes)
+    if args.command not in RAW_OUTPUT:
+        sys.stdout = PrintableOutput(sys.stdout)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit

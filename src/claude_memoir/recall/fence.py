@@ -15,13 +15,32 @@ OPEN = "<memoir-data>"
 CLOSE = "</memoir-data>"
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# Control characters (C0 but whitespace, DEL, C1) become U+FFFD: terminal
+# escape sequences from tool output must not reach a terminal or a model as
+# anything but inert text.
+_CONTROLS = {c: "\ufffd" for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20),
+                                     *range(0x7F, 0xA0))}
+_ESCAPES.update(str.maketrans(_CONTROLS))
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (escape sequences) made inert; newlines kept.
+
+    For the CLI's output of stored text: a tool's ``\x1b]0;title\x07`` or
+    ``\x1b[2J`` printed raw would retitle or clear the user's terminal.
+    """
+    return text.translate(_CONTROL_TABLE)
+
+
+_CONTROL_TABLE = str.maketrans(_CONTROLS)
 
 
 def data(text: str, limit: int) -> str:
     """Stored text made safe to show the model: one line, escaped, at most ``limit`` chars.
 
     Whitespace (newlines too) collapses to single spaces; ``&<>`` become
-    entities. The cut happens before escaping, so it never splits an entity.
+    entities and control characters U+FFFD. The cut happens before escaping,
+    so it never splits an entity.
     """
     flat = " ".join(text.split())
     if len(flat) > limit:
