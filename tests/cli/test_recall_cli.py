@@ -101,3 +101,12 @@ def test_fts_syntax_and_huge_queries_never_trace_back(repo: Path, query: str) ->
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert ("ledger" in query) == bool(rows)
+
+
+@pytest.mark.parametrize("argv", [("--type", "bugfx", "ledger"), ("--type", "bogus")])
+def test_an_unknown_type_is_an_error_not_an_empty_result(repo: Path,
+                                                         argv: tuple[str, ...]) -> None:
+    done = memoir("search", *argv, cwd=repo)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "bugfix" in done.stderr and "summary" in done.stderr  # says what is accepted
+    assert "Traceback" not in done.stderr

@@ -559,3 +559,19 @@ def test_env_budget_changes_between_calls(store: Store, project: Path, big_histo
     # A malformed value falls back to the default instead of breaking the hook.
     monkeypatch.setenv("MEMOIR_CONTEXT_BUDGET", "not-a-number")
     assert load_settings().context_budget == 6000
+
+
+def test_a_fallback_summarys_notes_about_the_agent_stay_out_of_the_context(
+        store: Store, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Why the memory agent failed is for `memoir status`, not for the user's Claude."""
+    s = store.upsert_session("fa11bac4-0000-4000-8000-000000000001", project_key(project),
+                             str(project))
+    number = store.add_prompt(s.id, "tidy the ledger")
+    store.add_event(s.id, number, "Bash", {"command": "make ledger"}, "ok")
+    store.save_summary(s.id, number, Summary(
+        request="tidy the ledger", completed="Ran: make ledger",
+        notes="Fallback summary built from raw events; the memory agent was unavailable: "
+              "Not logged in · Please run /login"), "fallback")
+    text = build_context(store, load_settings(), project)
+    assert "Ran: make ledger" in text and "fallback summary" in text
+    assert "/login" not in text and "Not logged in" not in text

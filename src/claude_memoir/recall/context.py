@@ -190,6 +190,11 @@ def _session_block(session: SessionRow, summaries: list[SummaryRow],
     for label, field in fields:
         values = []
         for m in summaries:
+            if field == "notes" and m.kind == "fallback":
+                # A fallback's notes say why the memory agent failed ("not
+                # logged in"): about claude-memoir, not the project, and shown
+                # to the model they read as advice for the user's own session.
+                continue
             value = data(getattr(m, field), value_limit)
             if value and lines.new(value):
                 values.append(value)

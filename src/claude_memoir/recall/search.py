@@ -45,7 +45,11 @@ SNIPPET_CHARS = 240
 # Letters/digits runs, and camelCase boundaries: the same split as text.code_terms.
 _RUN = re.compile(r"[^\W_]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_TYPE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+# What --type accepts: the observation types the parser stores (agent.models,
+# not imported here: it pulls typing into the MCP server's and hooks' imports),
+# and the other two kinds. A typo must be an error, not an empty result.
+SEARCH_TYPES = frozenset({"bugfix", "feature", "refactor", "change", "discovery", "decision",
+                          "summary", "prompt"})
 _RELATIVE = re.compile(r"(\d{1,6})\s*(m|min|h|d|w)", re.I)
 
 # Words that match nearly every row: dropped from a query that has other words,
@@ -319,7 +323,7 @@ def search(store: Store, query: str, *, project: str | None, types: Sequence[str
     limit = min(limit, MAX_LIMIT)
     wanted_types = [t.strip().lower() for t in types if t and t.strip()]
     for t in wanted_types:
-        if not _TYPE_NAME.fullmatch(t):
+        if t not in SEARCH_TYPES:
             raise InvalidInput(f"bad type {t[:40]!r}: give an observation type (bugfix, "
                                "feature, refactor, change, discovery, decision), summary or "
                                "prompt", reason="bad-type")
