@@ -23,6 +23,9 @@ def cmd_context(args: argparse.Namespace) -> int:
         text = build_context(store, settings, os.path.abspath(args.cwd or os.getcwd()))
     if text:
         print(text)
+    else:  # stdout stays what SessionStart would inject: nothing
+        print("memoir: nothing to inject for this project (no history recorded here yet, or "
+              "MEMOIR_CONTEXT_BUDGET is 0)", file=sys.stderr)
     return 0
 
 

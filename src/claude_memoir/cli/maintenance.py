@@ -86,12 +86,23 @@ def cmd_cleanup_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wait_seconds(text: str) -> float:
+    """``--wait``: a number of seconds from 0 to 3600 (argparse exits 2 on anything else)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:  # also false for nan
+        raise argparse.ArgumentTypeError(f"invalid seconds {text!r}: give 0 to 3600")
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``reprocess`` and ``cleanup-sessions``."""
     text = "retry parked events and replace fallback summaries"
     p = sub.add_parser("reprocess", help=text, description=text)
     p.add_argument("session", help="Claude Code session id, or a unique prefix of it")
-    p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+    p.add_argument("--wait", type=_wait_seconds, default=120.0, metavar="SECONDS",
                    help="wait this long for the result (0: return at once; default 120)")
     p.set_defaults(func=cmd_reprocess)
 

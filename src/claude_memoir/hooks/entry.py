@@ -151,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
 
             setup_hook_logging(settings.home, settings.log_level, settings.log_max_bytes)
             output = run(event, read_stdin(), settings)
-    except BaseException:  # noqa: BLE001 - a hook must exit 0 whatever happens
+    except BaseException as e:  # noqa: BLE001 - a hook must exit 0 whatever happens
         output = {}
+        try:
+            log.error("%s hook ended early: %s: %s", event[:40], type(e).__name__, e)
+        except Exception:  # noqa: BLE001 - nothing may stop the output below
+            pass
     try:
         sys.stdout.write(json.dumps(output) + "\n")
         sys.stdout.flush()

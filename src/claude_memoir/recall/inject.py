@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import time
 
 from ..errors import StoreError
@@ -271,6 +272,9 @@ def prompt_recall(store: Store, settings: Settings, session_id: str, prompt: str
     except StoreError as e:
         log.warning("prompt-time recall skipped (%s): %s", e.reason, e)
         return ""
+    except sqlite3.Error as e:  # raised by a cursor mid-fetch (the deadline's interrupt)
+        log.warning("prompt-time recall skipped: %s", e)
+        return ""
     room = budget - len(PROMPT_HEADER) - len(CLOSE)
     if room < 80:  # not even one short entry: better nothing than a bare header
         return ""
@@ -325,6 +329,9 @@ def file_recall(store: Store, settings: Settings, session_id: str, file_path: st
             matches = store.observations_by_ids([i for i in ids if str(i) not in shown][:3])
     except StoreError as e:
         log.warning("file-time recall skipped (%s): %s", e.reason, e)
+        return ""
+    except sqlite3.Error as e:  # raised by a cursor mid-fetch (the deadline's interrupt)
+        log.warning("file-time recall skipped: %s", e)
         return ""
     if not matches:
         return ""

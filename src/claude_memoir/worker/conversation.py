@@ -136,7 +136,13 @@ class Conversation:
             # The CLI may have kept the message in the transcript that a resume
             # continues: count it, so the bound errs towards an early rollover.
             self.context_chars += len(text)
+            failed = self.agent.session_id if self.agent is not None else None
             await self.close()
+            assert self.session is not None
+            if failed and failed != self.session.agent_session_id:
+                # A conversation nobody will resume (its id was never saved):
+                # its transcript would sit in the user's session lists.
+                await asyncio.to_thread(remove_transcript, self.settings.home, failed)
             await self._record_health(e)
             raise
         self.state = "ready"

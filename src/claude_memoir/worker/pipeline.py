@@ -35,7 +35,7 @@ from ..agent.digest import NOTHING_TO_SUMMARIZE, UNAVAILABLE, fallback_summary
 from ..agent.models import Observation, Summary
 from ..agent.prompts import EventView, batch_prompt, event_chars, observation_prompt
 from ..budget import budget_status
-from ..config import Settings
+from ..config import Settings, load_settings
 from ..errors import AgentError
 from ..log import get_logger
 from ..store import EventRow, PromptWork, SessionRow, Store
@@ -68,6 +68,16 @@ def event_view(ev: EventRow) -> EventView:
         prompt_number=ev.prompt_number,
         created_at=ev.created_at,
     )
+
+
+def _budget_settings(started_with: Settings) -> Settings:
+    """The settings as they are now: a budget set or lowered in settings.json while a
+    worker runs applies to its next request, not to its next session. (The
+    environment is the one the worker started with.)"""
+    try:
+        return load_settings()
+    except Exception:  # noqa: BLE001 - config is defensive; keep what the worker had
+        return started_with
 
 
 def _note_attempt(store: Store, *, ids: Sequence[int]) -> int:
@@ -236,8 +246,8 @@ class Pipeline:
             why = self.conversation.last_error or "it failed"
             blocked = Blocked(note=f"{UNAVAILABLE.rstrip('.')}: {why} (several failures in "
                                    "a row; cooling down)", budget=False)
-        elif self.settings.daily_budget_usd > 0 or self.settings.daily_budget_tokens > 0:
-            settings = self.settings
+        elif (settings := _budget_settings(self.settings)).daily_budget_usd > 0 \
+                or settings.daily_budget_tokens > 0:
             status = await self.db.call(lambda store: budget_status(store, settings))
             if status.reached:
                 blocked = Blocked(note="Fallback summary built from raw events; the memory "

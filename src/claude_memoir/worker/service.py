@@ -380,7 +380,7 @@ class Worker:
         if self.stop_reason is not None:
             return
         idle = time.monotonic() - self.last_activity
-        if idle >= self.settings.idle_timeout:
+        if self.settings.idle_timeout > 0 and idle >= self.settings.idle_timeout:
             log.info("session %s idle for %.0fs; finishing", self.session_id, idle)
             self.request_stop("idle")
             return
