@@ -145,5 +145,5 @@ def test_hot_entries_never_reach_the_heavy_parts(hot: str) -> None:
         todo.extend(t for t in graph.get(node, ()) if (node, t) not in allowed_lazy)
     heavy = {m for m in seen if m.startswith(("claude_memoir.agent", "claude_memoir.cli",
                                                "claude_memoir.worker.service",
-                                               "claude_memoir.procs"))}
+                                               "claude_memoir.procs", "claude_memoir.web"))}
     assert not heavy, f"{hot} reaches {sorted(heavy)}"
