@@ -791,3 +791,22 @@ def test_enabled_plugin_whose_runner_is_gone_fails(project: Path, tmp_path: Path
     [fail] = of(findings, "install", "fail")
     assert "hook runner" in fail["detail"] and "/plugin install" in fail["fix"]
     assert rc == 1
+
+
+def test_run_from_the_home_directory_the_hooks_are_not_counted_twice(project: Path) -> None:
+    """From ~, the project's settings file is the user's: one install, not two."""
+    healthy(project)
+    home = Path(os.environ["HOME"])
+    _, findings = doctor_json(cwd=home)
+    assert not [f for f in findings if "runs twice" in f["detail"]], findings
+
+
+def test_a_plugin_checkouts_mcp_declaration_is_not_a_broken_registration(
+        project: Path) -> None:
+    """Running the doctor inside a plugin checkout (its .mcp.json names
+    ${CLAUDE_PLUGIN_ROOT}) must not fail the install."""
+    healthy(project)
+    (project / ".mcp.json").write_text(json.dumps({"mcpServers": {"memoir": {
+        "command": "${CLAUDE_PLUGIN_ROOT}/bin/memoir-mcp", "args": []}}}))
+    code, findings = doctor_json(cwd=project)
+    assert of(findings, "install", "fail") == [], findings

@@ -60,6 +60,10 @@ def check_install(project_dir: Path) -> list[Finding]:
 
     findings = []
     scopes = {"user": settings_path("user"), "project": settings_path("project", project_dir)}
+    if scopes["project"].resolve() == scopes["user"].resolve():
+        # Run from the home directory: the project's settings file is the
+        # user's own, not a second copy of the hooks.
+        del scopes["project"]
     installed = {scope: _hooks_in(path) for scope, path in scopes.items()}
     present = {scope: hooks for scope, hooks in installed.items() if hooks}
     plugin = enabled_plugin(project_dir)
@@ -78,7 +82,7 @@ def check_install(project_dir: Path) -> list[Finding]:
             return findings
     if not present:
         return [Finding("install", "fail",
-                        f"no claude-memoir hooks in {scopes['user']} or {scopes['project']}, "
+                        f"no claude-memoir hooks in {' or '.join(map(str, scopes.values()))}, "
                         f"and the {PLUGIN_NAME} plugin is not enabled there",
                         "run `memoir install`, or install the plugin: `/plugin marketplace add "
                         f"OWNER/claude-memoir` then `/plugin install {PLUGIN_NAME}@claude-memoir`"
@@ -150,6 +154,8 @@ def check_mcp(project_dir: Path) -> list[Finding]:
         entry = servers.get(MCP_SERVER_NAME) if isinstance(servers, dict) else None
         if is_our_mcp_server(entry):
             assert isinstance(entry, dict)
+            if "${CLAUDE_PLUGIN_ROOT}" in str(entry.get("command", "")):
+                continue  # a plugin checkout's own declaration, not a registration
             registered[scope] = (path, entry)
     if not registered:
         if not (_hooks_in(settings_path("user")) or _hooks_in(settings_path("project",
