@@ -243,3 +243,17 @@ def test_the_current_sessions_own_observations_are_not_recalled(
     assert prompt_recall(store, st, "current-session", "CURRENTFACT again", key) == ""
     store.upsert_session("later-session", key, str(project))
     assert "CURRENTFACT" in prompt_recall(store, st, "later-session", "CURRENTFACT again", key)
+
+
+def test_the_deadline_interrupt_leaves_as_store_error(memoir_home: Path) -> None:
+    """Past the time limit SQLite interrupts the query, possibly mid-fetch (past the
+    store's execute() boundary): recall must see a StoreError, never sqlite3's own."""
+    import time
+
+    from claude_memoir.errors import StoreError
+    from claude_memoir.recall.inject import _Deadline
+
+    with Store.open(memoir_home) as store, pytest.raises(StoreError), _Deadline(store, 0.0):
+        time.sleep(0.01)
+        store.conn.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1"
+                           " FROM c LIMIT 10000000) SELECT x FROM c").fetchall()

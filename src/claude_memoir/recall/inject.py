@@ -125,8 +125,15 @@ class _Deadline:
     def _check(self) -> int:
         return 1 if time.monotonic() > self.until else 0
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
         self.store.conn.set_progress_handler(None, 0)
+        if isinstance(error, sqlite3.Error):
+            # The interrupt can surface from a cursor mid-fetch, past the
+            # store's execute() boundary: convert it here, so callers handle
+            # StoreError alone, as for every other query.
+            from ..store import store_error
+
+            raise store_error(error, self.store.path, "recall query on") from error
 
 
 def _stem(token: str) -> str:
@@ -272,9 +279,6 @@ def prompt_recall(store: Store, settings: Settings, session_id: str, prompt: str
     except StoreError as e:
         log.warning("prompt-time recall skipped (%s): %s", e.reason, e)
         return ""
-    except sqlite3.Error as e:  # raised by a cursor mid-fetch (the deadline's interrupt)
-        log.warning("prompt-time recall skipped: %s", e)
-        return ""
     room = budget - len(PROMPT_HEADER) - len(CLOSE)
     if room < 80:  # not even one short entry: better nothing than a bare header
         return ""
@@ -329,9 +333,6 @@ def file_recall(store: Store, settings: Settings, session_id: str, file_path: st
             matches = store.observations_by_ids([i for i in ids if str(i) not in shown][:3])
     except StoreError as e:
         log.warning("file-time recall skipped (%s): %s", e.reason, e)
-        return ""
-    except sqlite3.Error as e:  # raised by a cursor mid-fetch (the deadline's interrupt)
-        log.warning("file-time recall skipped: %s", e)
         return ""
     if not matches:
         return ""
