@@ -70,12 +70,13 @@ class PrintableOutput:
     """
 
     def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
         from ..recall.fence import printable
 
-        return self._stream.write(printable(text))
+        self._stream = stream
+        self._printable = printable
+
+    def write(self, text: str) -> int:
+        return self._stream.write(self._printable(text))
 
     def flush(self) -> None:
         self._stream.flush()

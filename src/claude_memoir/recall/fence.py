@@ -14,13 +14,12 @@ from __future__ import annotations
 OPEN = "<memoir-data>"
 CLOSE = "</memoir-data>"
 
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # Control characters (C0 but whitespace, DEL, C1) become U+FFFD: terminal
 # escape sequences from tool output must not reach a terminal or a model as
 # anything but inert text.
-_CONTROLS = {c: "\ufffd" for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20),
-                                     *range(0x7F, 0xA0))}
-_ESCAPES.update(str.maketrans(_CONTROLS))
+_CONTROL_TABLE = str.maketrans({c: "\ufffd" for c in (*range(0x00, 0x09), 0x0B, 0x0C,
+                                                       *range(0x0E, 0x20), *range(0x7F, 0xA0))})
+_ESCAPES = {**_CONTROL_TABLE, **str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})}
 
 
 def printable(text: str) -> str:
@@ -30,9 +29,6 @@ def printable(text: str) -> str:
     ``\x1b[2J`` printed raw would retitle or clear the user's terminal.
     """
     return text.translate(_CONTROL_TABLE)
-
-
-_CONTROL_TABLE = str.maketrans(_CONTROLS)
 
 
 def data(text: str, limit: int) -> str:

@@ -34,7 +34,7 @@ from ..errors import MemoirError
 from ..log import get_logger
 from ..paths import db_path, pid_path, socket_path, validate_session_id
 from ..procs import PidRecord, create_time, is_alive, write_pid_file
-from ..store import SessionRow, Store
+from ..store import SessionRow
 from ..store.usage import USAGE_RETENTION_DAYS
 from .conversation import AgentFactory, Conversation
 from .listener import listen_on
@@ -95,7 +95,7 @@ class Worker:
         self.parent: tuple[int, float] | None = None
         self.agent_pids: tuple[int, ...] = ()
         self.create_time: float = 0.0
-        # Pending events as of the last count: a ping's fallback when even a
+        # Pending events as of the last ping's count: its fallback when even a
         # bounded read cannot get through.
         self.pending = 0
         self._reader: sqlite3.Connection | None = None
@@ -273,12 +273,7 @@ class Worker:
                 await asyncio.sleep(TICK)
 
     async def _refresh(self) -> SessionRow | None:
-        def read(store: Store) -> tuple[SessionRow | None, int]:
-            session = store.get_session(self.session_id)
-            return session, store.count_pending(session.id) if session else 0
-
-        session, self.pending = await self.db.call(read)
-        return session
+        return await self.db.call(lambda store: store.get_session(self.session_id))
 
     async def _loop(self) -> None:
         self._wake.set()  # drain whatever is already pending at start
@@ -315,7 +310,6 @@ class Worker:
                     # round (migration 0004), after this session's own work.
                     self._search_backlog = await self.db.call(
                         lambda store: store.backfill_search(budget=BACKFILL_SLICE))
-                await self._refresh()
             except MemoirError as e:
                 # A locked or briefly unwritable database: everything is still
                 # in SQLite, so wait and go round again rather than die.
