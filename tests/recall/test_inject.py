@@ -137,9 +137,39 @@ def test_a_rare_or_identifier_word_alone_is_strong(store: Store, project: Path,
                                                    history: dict[str, int]) -> None:
     key = project_key(project)
     found = strong_matches(store, "what about ReconcileLedger?", key, None)
-    assert [o.id for o in found] == [history["ledger"], history["current"]]
+    # Both hold the identifier alone: equals, the newest first.
+    assert [o.id for o in found] == [history["current"], history["ledger"]]
     assert [o.id for o in strong_matches(store, "PLANTEDFACT-7731", key, None)] == [
         history["ledger"]]
+
+
+def test_the_rarest_words_rank_first_and_far_weaker_matches_drop(
+        store: Store, project: Path, history: dict[str, int]) -> None:
+    key = project_key(project)
+    # "eviction" is in 30 observations of the filler, "rounding" in 3: the
+    # ledger fix holds the rarer pair and ranks first; one holding both common
+    # words only is far behind (under half the best weight) and left out.
+    [both] = observe(store, "later-session", project, Observation(
+        type="change", title="cache eviction totals", narrative="stale entries"))
+    found = strong_matches(store, "rounding totals eviction stale", key, None)
+    assert [o.id for o in found][:1] == [history["ledger"]]
+    assert both not in [o.id for o in found]
+
+
+def test_strong_matches_of_other_projects_do_not_crowd_out_this_ones(
+        store: Store, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Equal matches in a busy decoy project, newer, come first in the
+    # store-wide ranking, filling the first rows read (two per read here, 32
+    # in use); this project's own must still be found.
+    monkeypatch.setattr("claude_memoir.recall.inject._CHUNK", 2)
+    [mine] = observe(store, "mine", project, Observation(
+        type="change", title="quuxfrob GLIMMERWORT here"))
+    decoy = tmp_path / "busy"
+    decoy.mkdir()
+    observe(store, "busy-session", decoy, *[Observation(
+        type="change", title=f"GLIMMERWORT quuxfrob {i}") for i in range(7)])
+    found = strong_matches(store, "GLIMMERWORT quuxfrob", project_key(project), None)
+    assert [o.id for o in found] == [mine]
 
 
 def test_recall_chars_bounds_and_disables(store: Store, project: Path, history: dict[str, int],

@@ -76,7 +76,7 @@ def test_injections_are_remembered_per_session(memoir_home: Path) -> None:
         assert store.conn.execute("SELECT COUNT(*) FROM injections").fetchone()[0] == 0
 
 
-def test_files_named_and_matching_observations(memoir_home: Path) -> None:
+def test_files_named_and_observations_matching(memoir_home: Path) -> None:
     with Store.open(memoir_home) as store:
         [mine] = _observe(store, "s1", "/p", Observation(
             title="Ledger rounding", narrative="reconcile ledger totals",
@@ -91,7 +91,10 @@ def test_files_named_and_matching_observations(memoir_home: Path) -> None:
         assert found == [("/p/src/ledger.py", mine)]
         both = store.files_named("ledger.py", "/p", None, 10)
         assert both == [("src/ledger.py", current), ("/p/src/ledger.py", mine)]
-        matches = store.matching_observations('"ledger"', "/p", s3.id, 10)
-        assert [o.id for _, o in matches] == [mine] and matches[0][0] < 0
-        assert other not in [o.id for _, o in store.matching_observations('"ledger"', "/p",
-                                                                           None, 10)]
+        assert sorted(store.observation_ids_matching('"ledger"', 10)) == [mine, other, current]
+        assert len(store.observation_ids_matching('"ledger"', 2)) == 2
+        assert store.observation_ids_matching('"nowhere"', 10) == []
+        # This project's, in the order asked, without the excluded session's.
+        assert store.of_project([current, other, mine], "/p", s3.id) == [mine]
+        assert store.of_project([current, other, mine, 999], "/p", None) == [current, mine]
+        assert store.of_project([], "/p", None) == []

@@ -78,8 +78,11 @@ _RUN = re.compile(r"[^\W_]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 # Most distinct words of one prompt looked up (a pasted log must stay cheap).
 _MAX_TERMS = 12
-_MAX_CANDIDATES = 12
 _MAX_RESULTS = 5
+# Strong matches checked per query for this project's (most are, but a busy
+# decoy project may hold the best), and at most this many in all.
+_CHUNK = 64
+_MAX_EXAMINED = 512
 
 
 def _parts(word: str) -> list[str]:
@@ -136,86 +139,56 @@ class _Deadline:
             raise store_error(error, self.store.path, "recall query on") from error
 
 
-def _stem(token: str) -> str:
-    """A crude stem, enough to pair the forms the index's porter stemmer pairs
-    ("findings", "finding", "find"; "rounded", "round")."""
-    for _ in range(2):
-        for suffix in ("ing", "ed", "es", "s"):
-            if len(token) > len(suffix) + 2 and token.endswith(suffix):
-                token = token[: -len(suffix)]
-                break
-        else:
-            break
-    return token
-
-
-def _tokens(obs: ObservationRow) -> set[str]:
-    """The stems of every indexed word of an observation."""
-    texts = [obs.title, obs.subtitle, obs.narrative, *obs.facts, *obs.concepts,
-             *obs.files_read, *obs.files_modified]
-    runs = {run for text in texts if isinstance(text, str) for run in _RUN.findall(text)}
-    # Only mixed-case runs need the camelCase split (most words are not).
-    parts = {p for run in runs for p in (_CAMEL.split(run) if not run.islower() else (run,))}
-    return {_stem(p.lower()) for p in parts if p}
-
-
-def _holds(tokens: set[str], term: str) -> bool:
-    return all(_stem(part) in tokens for part in term.split())
-
-
 def _fts(phrase: str) -> str:
     # Phrases are built from [^\W_]+ runs only: no quote can occur inside.
     return f'"{phrase}"'
 
 
+def _strong(terms_held: list[str], rare: dict[str, int]) -> bool:
+    """Two of the prompt's words, one identifier, or one word no other observation holds."""
+    return len(terms_held) >= 2 or any(" " in t or rare[t] == 1 for t in terms_held)
+
+
 def strong_matches(store: Store, prompt: str, project: str, session: SessionRow | None,
                    limit: int = _MAX_RESULTS) -> list[ObservationRow]:
     """Observations of ``project`` (not of ``session``) that strongly match ``prompt``, best
-    first."""
+    first: the rarest words held first, the newest first among equals."""
     terms = prompt_terms(prompt)
     if not terms:
         return []
-    conn = store.conn
     cap = _common_cap(store.observation_count())
+    # One index lookup per word gives both its rarity and which observations
+    # hold it (as the index matches: porter stems, identifier phrases). Ranking
+    # by bm25 in SQL, then re-reading each candidate's text to see which words
+    # it holds, cost ~2 ms of a hook's ~40 on a 200,000-observation store.
     rare: dict[str, int] = {}
+    holders: dict[int, list[str]] = {}
     for term in terms:
-        # Counting stops at cap + 1: a common word costs no more than a rare one.
-        found = conn.execute(
-            "SELECT COUNT(*) FROM (SELECT rowid FROM observations_fts"
-            " WHERE observations_fts MATCH ? LIMIT ?)", (_fts(term), cap + 1)).fetchone()[0]
-        if 0 < found <= cap:
-            rare[term] = int(found)
-    if not rare:
-        return []
-    exclude = session.id if session is not None else None
-    candidates = store.matching_observations(" OR ".join(_fts(t) for t in rare), project,
-                                             exclude, _MAX_CANDIDATES)
-    if not candidates:
-        return []
-    # Which of the words each candidate holds, read from its text (20 rows):
-    # one FTS query per word and candidate set cost ~0.5 ms each on a large
-    # store, more than all the rest of the recall.
-    held = {}
-    for _, obs in candidates:
-        tokens = _tokens(obs)
-        held[obs.id] = [t for t in rare if _holds(tokens, t)]
-
-    def strong(terms_held: list[str]) -> bool:
-        return len(terms_held) >= 2 or any(" " in t or rare[t] == 1 for t in terms_held)
-
+        # At most cap + 1 ids: a common word costs no more than a rare one.
+        ids = store.observation_ids_matching(_fts(term), cap + 1)
+        if 0 < len(ids) <= cap:
+            rare[term] = len(ids)
+            for i in ids:
+                holders.setdefault(i, []).append(term)
     # Weigh each word by its rarity: an observation holding the prompt's rarest
-    # word beats ten holding its commoner ones, and those far behind the best
-    # (under half its weight) are noise, not recall.
-    def weight(terms_held: list[str]) -> float:
-        return sum(1.0 / rare[t] for t in terms_held)
-
-    ranked = sorted(((-weight(held[obs.id]), rank, obs) for rank, (_, obs) in
-                     enumerate(candidates) if strong(held[obs.id])),
-                    key=lambda item: (item[0], item[1]))
-    if not ranked:
+    # word beats ten holding its commoner ones. Newest first among equals.
+    ranked = sorted(((sum(1.0 / rare[t] for t in held), i) for i, held in holders.items()
+                     if _strong(held, rare)), reverse=True)
+    # Other projects hold strong matches too (their counts make words common
+    # or rare alike): keep the best of this project, checking a few at a time.
+    exclude = session.id if session is not None else None
+    found: list[tuple[float, int]] = []
+    for start in range(0, min(len(ranked), _MAX_EXAMINED), _CHUNK):
+        chunk = ranked[start:start + _CHUNK]
+        mine = set(store.of_project([i for _, i in chunk], project, exclude))
+        found += [(w, i) for w, i in chunk if i in mine]
+        if len(found) >= limit:
+            break
+    if not found:
         return []
-    best = -ranked[0][0]
-    return [obs for score, _, obs in ranked if -score >= best / 2][:limit]
+    # Far behind the best (under half its weight) is noise, not recall.
+    best = found[0][0]
+    return store.observations_by_ids([i for w, i in found if w >= best / 2][:limit])
 
 
 def _entry(obs: ObservationRow, limit: int, root: str | None = None) -> str:
