@@ -112,7 +112,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_walker_sees_imports() -> None:
     graph = import_graph()
     assert "claude_memoir.hooks.entry" in graph["claude_memoir.hook"]
-    assert "claude_memoir.store" in graph["claude_memoir.hooks.record"]  # lazy, in a function
+    assert "claude_memoir.store.hookstore" in graph["claude_memoir.hooks.record"]  # lazy
     assert "claude_memoir.launch" in graph["claude_memoir.hooks.handlers"]
 
 

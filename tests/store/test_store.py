@@ -109,6 +109,32 @@ def test_migrations_recorded_by_name_and_user_version(memoir_home: Path) -> None
             "schema_migrations", "observations_fts", "summaries_fts"} <= tables
 
 
+def test_schema_version_is_the_number_of_migrations(memoir_home: Path) -> None:
+    # Opening reads only user_version against SCHEMA_VERSION (hooks do not
+    # import the migrations): a migration added without raising it would
+    # never be applied to an existing store.
+    from claude_memoir.store.connection import SCHEMA_VERSION
+    from claude_memoir.store.hookstore import HookStore
+
+    assert len(MIGRATIONS) == SCHEMA_VERSION
+    # A store one migration behind (made by the migrations before the last,
+    # as an older release left it) is brought up to date by the hooks' open.
+    (memoir_home).mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(memoir_home / "memoir.db", isolation_level=None)
+    conn.execute("BEGIN")
+    conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    for name, apply in MIGRATIONS[:-1]:
+        apply(conn)
+        conn.execute("INSERT INTO schema_migrations(name) VALUES (?)", (name,))
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.execute("COMMIT")
+    conn.close()
+    with HookStore.open(memoir_home) as s:
+        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert s.conn.execute("SELECT name FROM schema_migrations ORDER BY rowid DESC"
+                              " LIMIT 1").fetchone()[0] == MIGRATIONS[-1][0]
+
+
 def test_reopen_is_a_noop_and_keeps_data(memoir_home: Path) -> None:
     with Store.open(memoir_home) as s:
         sid = s.upsert_session(SID, "/proj", "/proj").id

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..config import Settings
-    from ..store import Store
+    from ..store.hookstore import HookStore
 
     Payload = dict[str, Any]
     Output = dict[str, Any]
@@ -50,9 +50,9 @@ def on_session_start(payload: Payload, settings: Settings) -> Output:
     session_id = payload.get("session_id")
     exclude = session_id if isinstance(session_id, str) and source == "startup" else None
     from ..recall.context import build_context
-    from ..store import Store
+    from ..store.hookstore import HookStore
 
-    with Store.open(settings.home) as store:
+    with HookStore.open(settings.home) as store:
         text = build_context(store, settings, project_dir(payload), exclude)
     if not text:
         return {}
@@ -73,7 +73,7 @@ def on_user_prompt_submit(payload: Payload, settings: Settings) -> Output:
 
         cwd = project_dir(payload)
 
-        def prompt_time_recall(store: Store) -> None:
+        def prompt_time_recall(store: HookStore) -> None:
             recall.append(prompt_recall(store, settings, session_id, str(prompt),
                                         project_key(cwd), cwd))
 
@@ -104,11 +104,11 @@ def on_pre_tool_use(payload: Payload, settings: Settings) -> Output:
         return {}
     from ..recall.inject import file_recall
     from ..recall.project import project_key
-    from ..store import Store
+    from ..store.hookstore import HookStore
 
     cwd = project_dir(payload)
     try:
-        with Store.open(settings.home, timeout=RECALL_BUSY_TIMEOUT) as store:
+        with HookStore.open(settings.home, timeout=RECALL_BUSY_TIMEOUT) as store:
             text = file_recall(store, settings, session_id, file_path, project_key(cwd),
                                str_field(payload, "cwd") or cwd)
     except MemoirError as e:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..spool import SpoolItem
-    from ..store import Store
+    from ..store.hookstore import HookStore
 
     Payload = dict[str, Any]
 
@@ -62,13 +62,13 @@ def _project(payload: Payload, project: str | None) -> str:
     return project_key(project or project_dir(payload))
 
 
-def _prompt_number(store: Store, session_id: int, at: str | None) -> int:
+def _prompt_number(store: HookStore, session_id: int, at: str | None) -> int:
     if at is None:
         return store.current_prompt_number(session_id)
     return store.prompt_number_at(session_id, at)
 
 
-def record_user_prompt(store: Store, payload: Payload, settings: Settings, *,
+def record_user_prompt(store: HookStore, payload: Payload, settings: Settings, *,
                        project: str | None = None, at: str | None = None) -> int:
     """Upsert the session and store the prompt under its number; return the number.
 
@@ -86,7 +86,7 @@ def record_user_prompt(store: Store, payload: Payload, settings: Settings, *,
     return number
 
 
-def record_tool_event(store: Store, payload: Payload, settings: Settings, *,
+def record_tool_event(store: HookStore, payload: Payload, settings: Settings, *,
                       project: str | None = None, at: str | None = None) -> bool:
     """Queue the tool event durably; return whether it was queued (not a repeat)."""
     session_id = validate_session_id(payload.get("session_id"))
@@ -122,7 +122,7 @@ def record_tool_event(store: Store, payload: Payload, settings: Settings, *,
     return event_id is not None  # None: a repeat (the store logged which)
 
 
-def record_stop(store: Store, payload: Payload, settings: Settings, *,
+def record_stop(store: HookStore, payload: Payload, settings: Settings, *,
                 project: str | None = None, at: str | None = None) -> int | None:
     """Mark the current prompt finished (FINALIZE); return its number, None if unknown."""
     session_id = validate_session_id(payload.get("session_id"))
@@ -137,7 +137,7 @@ def record_stop(store: Store, payload: Payload, settings: Settings, *,
     return number
 
 
-def record_session_end(store: Store, payload: Payload, settings: Settings, *,
+def record_session_end(store: HookStore, payload: Payload, settings: Settings, *,
                        project: str | None = None, at: str | None = None) -> bool | None:
     """Record the end request; return whether work is left (None: unknown session)."""
     session_id = validate_session_id(payload.get("session_id"))
@@ -157,7 +157,7 @@ RECORDERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def replay_item(store: Store, item: SpoolItem, settings: Settings) -> str:
+def replay_item(store: HookStore, item: SpoolItem, settings: Settings) -> str:
     """Record one spooled payload as its hook would have; return its session id."""
     recorder = RECORDERS.get(item.event)
     if recorder is None:
@@ -189,7 +189,7 @@ def _spool(event: str, payload: Payload, settings: Settings) -> _Spooled:
     return SPOOLED
 
 
-def _replay_first(store: Store, settings: Settings) -> bool:
+def _replay_first(store: HookStore, settings: Settings) -> bool:
     """Replay (a bounded part of) a waiting spool; True if none is left waiting.
 
     Order matters: a prompt still in the spool must be stored before the
@@ -205,7 +205,7 @@ def _replay_first(store: Store, settings: Settings) -> bool:
 
 
 def recorded(event: str, payload: Payload, settings: Settings,
-             after: Callable[[Store], None] | None = None) -> Any:
+             after: Callable[[HookStore], None] | None = None) -> Any:
     """Run ``event``'s recorder on the store, guarded for a busy or damaged database.
 
     Busy past HOOK_BUSY_TIMEOUT: spool the payload, bounded and redacted (the
@@ -219,11 +219,12 @@ def recorded(event: str, payload: Payload, settings: Settings,
     its errors are logged, never raised: the record stands.
     """
     from ..paths import db_path
-    from ..store import Store, quarantine
+    from ..store.connection import quarantine
+    from ..store.hookstore import HookStore
 
     for attempt in (1, 2):
         try:
-            with Store.open(settings.home, timeout=HOOK_BUSY_TIMEOUT) as store:
+            with HookStore.open(settings.home, timeout=HOOK_BUSY_TIMEOUT) as store:
                 if spool_waiting(settings.home) and not _replay_first(store, settings):
                     return _spool(event, payload, settings)
                 result = RECORDERS[event](store, payload, settings)

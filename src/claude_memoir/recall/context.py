@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..config import Settings
-    from ..store import ObservationRow, SessionRow, Store, SummaryRow
+    from ..store.hookstore import HookStore
+    from ..store.rows import ObservationRow, SessionRow, SummaryRow
 
 #: Claude Code truncates a hook's additionalContext past this many characters.
 MAX_CONTEXT = 10_000
@@ -225,7 +226,7 @@ def _session_block(session: SessionRow, summaries: list[SummaryRow],
     return "\n".join(out) + "\n"
 
 
-def build_context(store: Store, settings: Settings, cwd: str | os.PathLike[str],
+def build_context(store: HookStore, settings: Settings, cwd: str | os.PathLike[str],
                   exclude_session: str | None = None) -> str:
     """The context text for a session starting in ``cwd`` ("" when there is nothing to say).
 

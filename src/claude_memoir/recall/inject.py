@@ -34,7 +34,8 @@ from .fence import CLOSE, data
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..store import ObservationRow, SessionRow, Store
+    from ..store.hookstore import HookStore
+    from ..store.rows import ObservationRow, SessionRow
 
 log = get_logger(__name__)
 
@@ -117,7 +118,7 @@ def _common_cap(total: int) -> int:
 class _Deadline:
     """An SQLite progress handler that aborts queries past a moment (bounded hooks)."""
 
-    def __init__(self, store: Store, seconds: float) -> None:
+    def __init__(self, store: HookStore, seconds: float) -> None:
         self.store = store
         self.until = time.monotonic() + seconds
 
@@ -134,7 +135,7 @@ class _Deadline:
             # The interrupt can surface from a cursor mid-fetch, past the
             # store's execute() boundary: convert it here, so callers handle
             # StoreError alone, as for every other query.
-            from ..store import store_error
+            from ..store.connection import store_error
 
             raise store_error(error, self.store.path, "recall query on") from error
 
@@ -149,7 +150,7 @@ def _strong(terms_held: list[str], rare: dict[str, int]) -> bool:
     return len(terms_held) >= 2 or any(" " in t or rare[t] == 1 for t in terms_held)
 
 
-def strong_matches(store: Store, prompt: str, project: str, session: SessionRow | None,
+def strong_matches(store: HookStore, prompt: str, project: str, session: SessionRow | None,
                    limit: int = _MAX_RESULTS) -> list[ObservationRow]:
     """Observations of ``project`` (not of ``session``) that strongly match ``prompt``, best
     first: the rarest words held first, the newest first among equals."""
@@ -233,7 +234,7 @@ def _fill(header: str, entries: list[tuple[str, str]], budget: int) -> tuple[str
     return header + "".join(body) + CLOSE, used
 
 
-def prompt_recall(store: Store, settings: Settings, session_id: str, prompt: str,
+def prompt_recall(store: HookStore, settings: Settings, session_id: str, prompt: str,
                   project: str, cwd: str | None = None) -> str:
     """The additionalContext for a prompt ("" when nothing strongly matches or it is off).
 
@@ -282,7 +283,7 @@ def same_file(stored: str, target: str) -> bool:
     return len(tail) == 3 and target.split("/")[-3:] == tail
 
 
-def file_recall(store: Store, settings: Settings, session_id: str, file_path: str,
+def file_recall(store: HookStore, settings: Settings, session_id: str, file_path: str,
                 project: str, cwd: str | None = None) -> str:
     """The additionalContext before Claude reads or edits ``file_path`` ("" if nothing to say).
 

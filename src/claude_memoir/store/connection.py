@@ -28,6 +28,14 @@ log = get_logger(__name__)
 # while the user waits, so this is a bound, not a hope.
 BUSY_TIMEOUT = 3.0
 
+#: The current time as SQL, in the format every timestamp column holds.
+NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+#: How many migrations ``schema`` holds: a store at this ``user_version`` is
+#: current, and opening it needs no import of the migrations (hooks; see
+#: ``hookstore``). tests/store/test_schema.py keeps it equal to len(MIGRATIONS).
+SCHEMA_VERSION = 9
+
 # SQLite's primary result codes (the low byte of an extended code).
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})

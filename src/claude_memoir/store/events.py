@@ -7,10 +7,9 @@ import json
 from ..log import get_logger
 from ..paths import digest
 from ..text import code_terms
+from .connection import NOW as _NOW
 from .connection import Connected
-from .memories import save_summary_in
 from .rows import event_row
-from .schema import NOW as _NOW
 
 # Hooks import the store on every tool call: no typing, dataclasses, contextlib
 # or pathlib at run time (~15 ms of imports together); type names are for
@@ -247,6 +246,9 @@ class EventQueries(Connected):
                 list(event_ids),
             )
             if summary is not None:
+                # Only the worker gets here: hooks never load the memories module.
+                from .memories import save_summary_in
+
                 save_summary_in(conn, session_id, prompt_number, summary, "agent")
         return ids
 

@@ -9,8 +9,8 @@ One row per component, so the table never grows.
 from __future__ import annotations
 
 from ..values import Record
+from .connection import NOW as _NOW
 from .connection import Connected
-from .schema import NOW as _NOW
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .connection import NOW as _NOW
 from .connection import Connected
-from .schema import NOW as _NOW
 
 # Events thinned per transaction: a hook waits at most 1.5 s for the write
 # lock, so retention holds it briefly, many times, never for one long sweep.

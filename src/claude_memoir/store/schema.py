@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 
 from ..log import get_logger
+from .connection import NOW
 
 # Hooks import the store on every tool call: no typing, dataclasses, contextlib
 # or pathlib at run time (~15 ms of imports together); type names are for
@@ -25,9 +26,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-# An SQL expression for "now" in the store's timestamp format (UTC, ISO 8601).
-NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-_NOW = NOW
+_NOW = NOW  # the store's timestamp, as SQL (defined in connection: hooks skip this module)
 
 #: (name, function) of every migration, in the order they apply.
 MIGRATIONS: list[tuple[str, Migration]] = []

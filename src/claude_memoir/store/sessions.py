@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .connection import NOW as _NOW
 from .connection import Connected
 from .rows import SessionRow, SessionStats, columns, session_row
-from .schema import NOW as _NOW
 
 # Hooks import the store on every tool call: no typing, dataclasses, contextlib
 # or pathlib at run time (~15 ms of imports together); type names are for

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .connection import NOW as _NOW
 from .connection import Connected
 from .rows import UsageDay, UsageTotal
-from .schema import NOW as _NOW
 
 # Hooks import the store on every tool call: no typing at run time.
 TYPE_CHECKING = False
