@@ -66,6 +66,7 @@ from claude_memoir.cli import install
 from claude_memoir.config import Settings
 from claude_memoir.paths import db_path, socket_path
 from claude_memoir.recall.project import project_key
+from claude_memoir.retention import SEARCH_MERGE_BUDGET
 from claude_memoir.store import Store
 
 TESTS = Path(__file__).resolve().parent
@@ -830,6 +831,17 @@ def bench_history(bench: Bench) -> list[Row]:
                             f"{len(projects)} projects (bulk SQL, FTS triggers on), built in "
                             f"{built['seconds']:.1f} s; db {built['megabytes']:.0f} MB"
                             + (" [--quick: 1/10 size]" if plan.quick else ""))
+        # The search index as the session-end sweep leaves a store (its
+        # segments merged once they pile up); what was planted after it sits
+        # in a segment of its own, like the work of the sessions since.
+        with Store.open(box.home) as store:
+            before = store.search_segments("observations")
+            started = time.monotonic()
+            steps = store.merge_search_index(SEARCH_MERGE_BUDGET)
+            after = store.search_segments("observations")
+        bench.note(section, f"search index as a session-end sweep leaves it: {before} "
+                            f"segments merged to {after} in {steps} steps, "
+                            f"{time.monotonic() - started:.1f} s")
         topics = plant_topics(box.home, projects[0], projects[1], plan.runs)
         bench.note(section, f"{topics} planted topics (2 observations each in this project, "
                             "1 in a decoy project) for prompt-time recall to find")

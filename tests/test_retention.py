@@ -262,6 +262,12 @@ def test_cleanup_sessions_applies_retention_and_reports_it(memoir_home: Path) ->
         s = store.upsert_session(SID, "/p", "/p").id
         ids = _events(store, s, 3)
         store.record_observations(s, ids, [Observation(type="change", title="t")], 0)
+        # A search index in pieces (one segment per statement, automerge off).
+        store.conn.execute("INSERT INTO observations_fts(observations_fts, rank)"
+                           " VALUES ('automerge', 0)")
+        for i in range(12):
+            store.record_observations(s, [], [Observation(type="change", title=f"o{i}")], 0)
+        assert store.search_segments("observations") >= 12
     _age(memoir_home, ids, 10)
     env = {**os.environ, "MEMOIR_KEEP_EVENTS_DAYS": "7"}
     done = subprocess.run([*memoir_command(), "cleanup-sessions", "--json"], env=env,
@@ -269,5 +275,8 @@ def test_cleanup_sessions_applies_retention_and_reports_it(memoir_home: Path) ->
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["event_bodies_pruned"] == 3
+    assert report["search_index_merge_steps"] >= 1
+    with Store.open(memoir_home) as store:
+        assert store.search_segments("observations") == 1
     assert report["rejected_removed"] == [] and report["lock_files_removed"] == []
     assert load_settings().keep_events_days == 30  # the default, without the variable

@@ -36,7 +36,7 @@ INTRUDER = "c1ea0000-0000-4000-8000-0000000000f6"  # pid file naming a non-worke
 REPORT_KEYS = {"dry_run", "max_age_seconds", "sessions_failed", "workers_ended",
                "agents_ended", "sockets_removed", "pid_files_removed", "live_workers",
                "event_bodies_pruned", "rejected_removed", "lock_files_removed",
-               "agent_transcripts_removed"}
+               "agent_transcripts_removed", "search_index_merge_steps"}
 NOTHING = {"sessions_failed": [], "workers_ended": [], "agents_ended": [],
            "sockets_removed": [], "pid_files_removed": [], "lock_files_removed": [],
            "rejected_removed": []}

@@ -83,6 +83,7 @@ def cmd_cleanup_sessions(args: argparse.Namespace) -> int:
     if not args.dry_run:
         print(f"  event bodies emptied (processed over {load_settings().keep_events_days} days "
               f"ago): {report['event_bodies_pruned']}")
+        print(f"  search index merge steps: {report['search_index_merge_steps']}")
     return 0
 
 

@@ -59,6 +59,7 @@ class CleanupReport(TypedDict):
     rejected_removed: list[str]
     lock_files_removed: list[str]
     agent_transcripts_removed: list[str]
+    search_index_merge_steps: int
 
 
 def parse_duration(text: str) -> float:
@@ -105,6 +106,7 @@ def cleanup(home: str | os.PathLike[str], max_age: float, *,
         "workers_ended": [], "agents_ended": [], "sockets_removed": [],
         "pid_files_removed": [], "live_workers": [], "event_bodies_pruned": 0,
         "rejected_removed": [], "lock_files_removed": [], "agent_transcripts_removed": [],
+        "search_index_merge_steps": 0,
     }
     live_sessions: set[str] = set()
     run = Path(run_dir(home))
