@@ -85,6 +85,30 @@ def test_prompt_terms_keep_identifiers_and_drop_filler() -> None:
     assert prompt_terms("x" * 50_000) == ["x" * 4000]
 
 
+def test_words_split_without_a_regex_as_the_regex_splits_them() -> None:
+    import random
+    import re
+
+    from claude_memoir.recall.inject import (
+        _parts,
+        _parts_by_regex,
+        _without_partial_entity,
+    )
+
+    tricky = ["reconcile_ledger", "ReconcileLedger", "src/app/ledger.py", "HTTP2Server",
+              "getHTTPResponse", "V2X", "x", "X", "ÉtéCafé", "naïve—word", "²³", "ledger_v2",
+              "API", "Ledger", "l3dger", "__init__", "a‐b", "日本語テキスト", "don't", "emoji🙂x",
+              "Ⅻroman", "ǅungla", "ΣίσυφοςΚάτι", ""]
+    rng = random.Random(7)
+    alphabet = "aZ9_-./?'é—ǅ²ⅫΣσ🙂 xYq"
+    fuzz = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+            for _ in range(5000)]
+    for word in tricky + [w for f in fuzz for w in f.split()]:
+        assert _parts(word) == _parts_by_regex(word), word
+    for text in ("a &amp; b &lt", "x &", "x &amp", "a &amp; b", "&Am", "q &a1", "&", ""):
+        assert _without_partial_entity(text) == re.sub(r"&[a-z]*$", "", text), text
+
+
 def test_prompt_recall_injects_strong_matches_of_this_project(
         store: Store, project: Path, history: dict[str, int],
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,8 +75,12 @@ _GENERIC = frozenset(_GENERIC_WORDS.split())
 # A letters/digits run (underscores split words, as the FTS tokenizer does),
 # and camelCase boundaries: the index holds "reconcile", "ledger" for all of
 # reconcile_ledger, ReconcileLedger (schema m0004) and src/reconcile/ledger.py.
-_RUN = re.compile(r"[^\W_]+")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_RUN = r"[^\W_]+"
+_CAMEL = r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])"
+_compiled: list[re.Pattern[str]] = []  # compiled at first need (~0.2 ms a hook)
+# ASCII punctuation, the underscore included: what separates the runs of most
+# words, found without a regex.
+_SEPARATORS = str.maketrans(dict.fromkeys("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", " "))
 # Most distinct words of one prompt looked up (a pasted log must stay cheap).
 _MAX_TERMS = 12
 _MAX_RESULTS = 5
@@ -87,7 +91,30 @@ _MAX_EXAMINED = 512
 
 
 def _parts(word: str) -> list[str]:
-    return [p.lower() for run in _RUN.findall(word) for p in _CAMEL.split(run) if p]
+    """The lower-cased letters/digits runs of ``word``, split at camelCase boundaries.
+
+    Most prompt words need no regex: runs split by ASCII punctuation that
+    are all lower case, Capitalised, all capitals or one character have no
+    camelCase boundary. Anything else (``ReconcileLedger``, ``HTTP2Server``,
+    punctuation outside ASCII) goes through :func:`_parts_by_regex`, which
+    defines the result; tests/recall/test_inject.py checks they agree.
+    """
+    runs = word.translate(_SEPARATORS).split()
+    if all(run.isalnum() and _no_camel(run) for run in runs):
+        return [run.lower() for run in runs]
+    return _parts_by_regex(word)
+
+
+def _no_camel(run: str) -> bool:
+    return (run.islower() or run[1:].islower() or len(run) == 1 or run.isdigit()
+            or (run.isupper() and run.isalpha()))
+
+
+def _parts_by_regex(word: str) -> list[str]:
+    if not _compiled:
+        _compiled.extend((re.compile(_RUN), re.compile(_CAMEL)))
+    runs, camel = _compiled
+    return [p.lower() for run in runs.findall(word) for p in camel.split(run) if p]
 
 
 def prompt_terms(prompt: str) -> list[str]:
@@ -210,8 +237,17 @@ def _entry(obs: ObservationRow, limit: int, root: str | None = None) -> str:
         text += ". Files: " + ", ".join(shown)
     line = f"- {text}"
     if len(line) > limit - 1:  # the newline counts too
-        line = re.sub(r"&[a-z]*$", "", line[: limit - 2].rstrip()) + "…"
+        line = _without_partial_entity(line[: limit - 2].rstrip()) + "…"
     return line + "\n"
+
+
+def _without_partial_entity(text: str) -> str:
+    """``text`` without an entity the cut left open at its end ("&am" of "&amp;")."""
+    amp = text.rfind("&")
+    tail = text[amp + 1:]
+    if amp >= 0 and (not tail or (tail.isascii() and tail.isalpha() and tail.islower())):
+        return text[:amp]
+    return text
 
 
 def _relative(path: str, root: str | None) -> str:
