@@ -135,6 +135,25 @@ def test_schema_version_is_the_number_of_migrations(memoir_home: Path) -> None:
                               " LIMIT 1").fetchone()[0] == MIGRATIONS[-1][0]
 
 
+def test_a_prompt_and_its_session_are_recorded_in_one_commit(memoir_home: Path) -> None:
+    # One fsync on the user's every prompt, not one for the session and one
+    # for the prompt.
+    commits: list[str] = []
+    with Store.open(memoir_home) as s:
+        s.conn.set_trace_callback(
+            lambda sql: commits.append(sql) if sql.lstrip().upper().startswith("COMMIT") else None)
+        session, first = s.record_prompt(SID, "/proj", "/proj", "first")
+        again, second = s.record_prompt(SID, "/proj", "/proj/sub", "second")
+        s.conn.set_trace_callback(None)
+        assert (first, second) == (1, 2) and again.id == session.id
+        assert again.cwd == "/proj/sub" and s.prompt_text(session.id, 2) == "second"
+        # A replayed prompt (its spool time given) is stored once.
+        stamp = "2026-01-01T00:00:00.000Z"
+        assert s.record_prompt(SID, "/proj", "/proj", "late", created_at=stamp)[1] == 3
+        assert s.record_prompt(SID, "/proj", "/proj", "late", created_at=stamp)[1] == 3
+    assert len(commits) == 2
+
+
 def test_reopen_is_a_noop_and_keeps_data(memoir_home: Path) -> None:
     with Store.open(memoir_home) as s:
         sid = s.upsert_session(SID, "/proj", "/proj").id

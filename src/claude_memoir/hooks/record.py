@@ -79,9 +79,9 @@ def record_user_prompt(store: HookStore, payload: Payload, settings: Settings, *
     prompt = payload.get("prompt")
     if not isinstance(prompt, str):
         raise InvalidInput("payload has no prompt string", reason="bad-payload")
-    session = store.upsert_session(session_id, _project(payload, project),
-                                   str_field(payload, "cwd"))
-    number = store.add_prompt(session.id, clean_text(prompt, settings), created_at=at)
+    _, number = store.record_prompt(session_id, _project(payload, project),
+                                    str_field(payload, "cwd"), clean_text(prompt, settings),
+                                    created_at=at)
     log.info("session %s: prompt %d recorded", session_id, number)
     return number
 

@@ -6,15 +6,41 @@ from ..text import code_terms
 from .connection import NOW as _NOW
 from .connection import Connected
 from .rows import PromptWork
+from .sessions import upsert_session_in
 
 # Hooks import the store on every tool call: no typing, dataclasses, contextlib
 # or pathlib at run time (~15 ms of imports together); type names are for
 # type checkers only.
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+
+    from .rows import SessionRow
 
 # Characters an event's rendering adds to its input and output (tags, tool,
 # time): part of the estimate of a pending batch's size.
 EVENT_OVERHEAD_CHARS = 200
+
+
+def _add_prompt_in(conn: sqlite3.Connection, session_id: int, text: str,
+                   created_at: str | None) -> int:
+    if created_at is not None:
+        same = conn.execute(
+            "SELECT prompt_number FROM prompts WHERE session_id = ? AND created_at = ?"
+            " AND text = ?", (session_id, created_at, text)).fetchone()
+        if same is not None:
+            return int(same[0])
+    number = conn.execute(
+        "SELECT COALESCE(MAX(prompt_number), 0) + 1 FROM prompts WHERE session_id = ?",
+        (session_id,),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO prompts (session_id, prompt_number, text, terms, created_at)"
+        f" VALUES (?, ?, ?, ?, COALESCE(?, {_NOW}))",
+        (session_id, number, text, code_terms(text), created_at),
+    )
+    conn.execute(f"UPDATE sessions SET updated_at = {_NOW} WHERE id = ?", (session_id,))
+    return int(number)
 
 
 class PromptQueries(Connected):
@@ -32,23 +58,18 @@ class PromptQueries(Connected):
         crash before the unlink) never number it twice.
         """
         with self.transaction() as conn:
-            if created_at is not None:
-                same = conn.execute(
-                    "SELECT prompt_number FROM prompts WHERE session_id = ? AND created_at = ?"
-                    " AND text = ?", (session_id, created_at, text)).fetchone()
-                if same is not None:
-                    return int(same[0])
-            number = conn.execute(
-                "SELECT COALESCE(MAX(prompt_number), 0) + 1 FROM prompts WHERE session_id = ?",
-                (session_id,),
-            ).fetchone()[0]
-            conn.execute(
-                "INSERT INTO prompts (session_id, prompt_number, text, terms, created_at)"
-                f" VALUES (?, ?, ?, ?, COALESCE(?, {_NOW}))",
-                (session_id, number, text, code_terms(text), created_at),
-            )
-            conn.execute(f"UPDATE sessions SET updated_at = {_NOW} WHERE id = ?", (session_id,))
-        return int(number)
+            return _add_prompt_in(conn, session_id, text, created_at)
+
+    def record_prompt(self, claude_session_id: str, project: str, cwd: str, text: str, *,
+                      created_at: str | None = None) -> tuple[SessionRow, int]:
+        """Upsert the session and add its prompt (:meth:`add_prompt`) in one transaction.
+
+        What UserPromptSubmit stores: one commit, one fsync, where the two
+        calls apart cost the hook two (~0.5 ms each on the user's every prompt).
+        """
+        with self.transaction() as conn:
+            session = upsert_session_in(conn, claude_session_id, project, cwd)
+            return session, _add_prompt_in(conn, session.id, text, created_at)
 
     def current_prompt_number(self, session_id: int) -> int:
         """The latest prompt's number (0 if the session has none yet)."""

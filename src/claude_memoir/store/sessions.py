@@ -11,7 +11,25 @@ from .rows import SessionRow, SessionStats, columns, session_row
 # type checkers only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
+
     from .rows import SessionStatus
+
+
+def upsert_session_in(conn: sqlite3.Connection, claude_session_id: str, project: str,
+                      cwd: str) -> SessionRow:
+    """:meth:`SessionQueries.upsert_session` inside the caller's transaction."""
+    conn.execute(
+        "INSERT INTO sessions (claude_session_id, project, cwd) VALUES (?, ?, ?) "
+        "ON CONFLICT(claude_session_id) DO UPDATE SET "
+        f" updated_at = {_NOW}, cwd = excluded.cwd, status = 'active',"
+        " ended_at = NULL, end_reason = NULL, end_requested_at = NULL",
+        (claude_session_id, project, cwd),
+    )
+    row = conn.execute(
+        "SELECT * FROM sessions WHERE claude_session_id = ?", (claude_session_id,)
+    ).fetchone()
+    return session_row(row)
 
 
 class SessionQueries(Connected):
@@ -22,17 +40,7 @@ class SessionQueries(Connected):
     def upsert_session(self, claude_session_id: str, project: str, cwd: str) -> SessionRow:
         """Create the session row, or touch it (idempotent; reactivates on resume)."""
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO sessions (claude_session_id, project, cwd) VALUES (?, ?, ?) "
-                "ON CONFLICT(claude_session_id) DO UPDATE SET "
-                f" updated_at = {_NOW}, cwd = excluded.cwd, status = 'active',"
-                " ended_at = NULL, end_reason = NULL, end_requested_at = NULL",
-                (claude_session_id, project, cwd),
-            )
-            row = conn.execute(
-                "SELECT * FROM sessions WHERE claude_session_id = ?", (claude_session_id,)
-            ).fetchone()
-        return session_row(row)
+            return upsert_session_in(conn, claude_session_id, project, cwd)
 
     def get_session(self, claude_session_id: str) -> SessionRow | None:
         """The session with this Claude session id, or None."""
