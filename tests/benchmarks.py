@@ -654,10 +654,16 @@ class Case:
 
 def interleave(cases: list[Case], runs: int, before: Callable[[], None] | None = None
                ) -> dict[str, Samples]:
-    """Run every case once per round, ``runs`` rounds: drift hits all cases alike."""
+    """Run every case once per round, ``runs`` rounds: drift hits all cases alike.
+
+    Each round starts one case later than the one before, so what a case
+    leaves behind (a worker woken, caches warmed or flushed) falls on every
+    other case in turn, not always on the one after it.
+    """
     samples = {case.name: Samples() for case in cases}
     for i in range(runs):
-        for case in cases:
+        shift = i % len(cases)
+        for case in cases[shift:] + cases[:shift]:
             if before is not None:
                 before()
             result = case.run(i)
@@ -905,7 +911,9 @@ def bench_history(bench: Bench) -> list[Row]:
                                 f"{box.project}/src/{_WORDS[i % len(_WORDS)]}.py"})),
                 check_file),
         ]
-        samples = interleave(cases, plan.runs)
+        # As in the hooks section: each case starts once the session's worker
+        # (woken by every user-prompt-submit) is idle again.
+        samples = interleave(cases, plan.runs, lambda: box.wait_idle(sid))
     rows, floor = baseline_rows(section, samples)
     floor_cpu = statistics.mean(samples[FLOOR].cpu)
     rows.append(timed_row(section, cases[2].name, samples[cases[2].name], floor, max_x=2.0,
