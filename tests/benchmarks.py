@@ -849,8 +849,11 @@ def bench_history(bench: Bench) -> list[Row]:
                             f"segments merged to {after} in {steps} steps, "
                             f"{time.monotonic() - started:.1f} s")
         topics = plant_topics(box.home, projects[0], projects[1], plan.runs)
+        with Store.open(box.home) as store:
+            planted = store.search_segments("observations")
         bench.note(section, f"{topics} planted topics (2 observations each in this project, "
-                            "1 in a decoy project) for prompt-time recall to find")
+                            "1 in a decoy project) for prompt-time recall to find; "
+                            f"{planted} index segments with them")
         sid = new_session_id()
         box.create_session(sid)
         budget = Settings(home=box.home).context_budget

@@ -236,6 +236,12 @@ def test_a_finishing_worker_applies_retention(memoir_home: Path, spawned: Spawne
         s = store.upsert_session(SID, "/p", "/p").id
         ids = _events(store, s, 2)
         store.record_observations(s, ids, [Observation(type="change", title="t")], 0)
+        # A search index in pieces (one segment per statement, automerge off).
+        store.conn.execute("INSERT INTO observations_fts(observations_fts, rank)"
+                           " VALUES ('automerge', 0)")
+        for i in range(12):
+            store.record_observations(s, [], [Observation(type="change", title=f"o{i}")], 0)
+        assert store.search_segments("observations") >= 12
     _age(memoir_home, ids, 45)
     stale = Path(lock_path(memoir_home, "another-session"))
     stale.parent.mkdir(parents=True, exist_ok=True)
@@ -254,6 +260,9 @@ def test_a_finishing_worker_applies_retention(memoir_home: Path, spawned: Spawne
     assert not stale.exists() and not bad.exists()
     # The worker's own lock file went with it.
     assert not Path(lock_path(memoir_home, SID)).exists()
+    # And it merged the search index (after closing its socket).
+    with Store.open(memoir_home) as store:
+        assert store.search_segments("observations") == 1
     assert list((memoir_home / "run").glob("*.lock")) == []
 
 

@@ -1,4 +1,4 @@
-"""The search index's segments are merged when they pile up, in short resumable steps."""
+"""The search index's segments are merged level by level, in short resumable steps."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from claude_memoir.store import Store
+from conftest import db
 
 
 @pytest.fixture
@@ -17,20 +18,20 @@ def store(memoir_home: Path) -> Iterator[Store]:
     s.close()
 
 
-def fragment(store: Store, commits: int, per_commit: int = 40) -> None:
-    """Observations in ``commits`` single-statement transactions with FTS5's automerge
-    off: one index segment each (FTS5 writes a segment per statement), as a
-    worker's commits leave the index between SQLite's own merges."""
-    store.conn.execute("INSERT INTO observations_fts(observations_fts, rank)"
-                       " VALUES ('automerge', 0)")
+def fragment(store: Store, sizes: list[int], *, automerge: bool = False) -> int:
+    """One single-statement commit of observations per size (FTS5 writes a segment
+    per statement), automerge off unless asked; return how many were added."""
+    if not automerge:
+        store.conn.execute("INSERT INTO observations_fts(observations_fts, rank)"
+                           " VALUES ('automerge', 0)")
     session = store.upsert_session("seg-session", "/p", "/p").id
-    for c in range(commits):
-        rows = [(session, f"ledger{c}x{i} rounding quux{i % 7}",
-                 " ".join(f"word{c}{i}{k}" for k in range(30))) for i in range(per_commit)]
+    for c, size in enumerate(sizes):
         store.conn.execute(
             "INSERT INTO observations (session_id, prompt_number, event_ids, type, title,"
-            " narrative) VALUES " + ", ".join(["(?, 1, '[]', 'change', ?, ?)"] * len(rows)),
-            [v for row in rows for v in row])
+            " narrative) VALUES " + ", ".join(["(?, 1, '[]', 'change', ?, ?)"] * size),
+            [v for i in range(size) for v in (session, f"ledger{c}x{i} rounding quux{i % 7}",
+                                              " ".join(f"w{c}x{i}x{k}" for k in range(30)))])
+    return sum(sizes)
 
 
 def matches(store: Store, query: str) -> int:
@@ -38,54 +39,71 @@ def matches(store: Store, query: str) -> int:
                                   " WHERE observations_fts MATCH ?", (query,)).fetchone()[0])
 
 
-def test_many_segments_are_merged_into_one_and_searches_still_find_everything(
+def test_segments_on_one_level_are_merged_and_searches_still_find_everything(
         store: Store) -> None:
-    fragment(store, 12)
-    assert store.search_segments("observations") >= 12
+    added = fragment(store, [40] * 12)
+    assert store.search_segments("observations") == 12
     before = (matches(store, "rounding"), matches(store, "quux3"), matches(store, "ledger7x5"))
-    assert before[0] == 12 * 40
-    steps = store.merge_search_index(10.0)
-    assert steps >= 1
+    assert before[0] == added
+    assert store.merge_search_index(10.0) >= 1
     assert store.search_segments("observations") == 1
     assert (matches(store, "rounding"), matches(store, "quux3"),
             matches(store, "ledger7x5")) == before
-    # Compact already: the next sweep does nothing.
-    assert store.merge_search_index(10.0) == 0
 
 
-def test_segments_spread_over_levels_are_merged_too(store: Store) -> None:
-    # As a worker's commits leave a store under SQLite's automerge: segments of
-    # mixed sizes on several levels. FTS5's own merge rule (four on a level)
-    # leaves several; past the threshold the sweep merges them all into one.
-    session = store.upsert_session("seg-session", "/p", "/p").id
-    for c in range(200):
-        size = (1, 1, 1, 2, 5, 20)[c % 6]
-        store.conn.execute(
-            "INSERT INTO observations (session_id, prompt_number, event_ids, type, title)"
-            " VALUES " + ", ".join(["(?, 1, '[]', 'change', ?)"] * size),
-            [v for i in range(size) for v in (session, f"ledger{c}x{i} rounding")])
-    assert store.search_segments("observations") >= 5
-    assert store.merge_search_index(10.0, at_segments=2) >= 2
-    assert store.search_segments("observations") == 1
-    assert matches(store, "rounding") == sum((1, 1, 1, 2, 5, 20)[c % 6] for c in range(200))
+def test_at_most_one_segment_per_level_is_left_and_the_big_one_is_not_rewritten(
+        store: Store) -> None:
+    # As a worker's commits leave a store under SQLite's automerge: segments
+    # of mixed sizes, up to three per level. FTS5's own rule (four on a level)
+    # would leave them; pairs are merged instead.
+    sizes = [(1, 1, 1, 2, 5, 20)[c % 6] for c in range(200)]
+    added = fragment(store, sizes, automerge=True)
+    before = store.search_segments("observations")
+    assert before >= 5
+    assert store.merge_search_index(10.0) >= 1
+    after = store.search_segments("observations")
+    assert after < before and after <= 3
+    assert matches(store, "rounding") == added
+    # A few rows more: the next sweep merges those, not the whole index.
+    pages = store.conn.execute("SELECT COUNT(*) FROM observations_fts_data").fetchone()[0]
+    fragment(store, [1, 1], automerge=True)
+    changes = store.conn.total_changes
+    store.merge_search_index(10.0)
+    assert store.conn.total_changes - changes < pages // 4
+    assert matches(store, "rounding") == added + 2
 
 
-def test_a_few_segments_are_left_alone(store: Store) -> None:
-    # Under FTS5's own merge rule too (4 on a level): nothing to do, no write.
-    fragment(store, 3)
-    assert store.search_segments("observations") == 3
+def test_a_compact_index_costs_a_sweep_no_write(store: Store) -> None:
+    fragment(store, [40])
+    assert store.merge_search_index(10.0) == 0  # sets usermerge once, merges nothing
     changes = store.conn.total_changes
     assert store.merge_search_index(10.0) == 0
-    assert store.search_segments("observations") == 3
-    assert store.conn.total_changes - changes < 2 * 3  # each table's probe at most
+    assert store.conn.total_changes - changes < 2 * 3  # a no-op step per table at most
+    assert store.search_segments("observations") == 1
 
 
 def test_a_merge_cut_short_resumes_at_the_next_sweep(store: Store) -> None:
-    fragment(store, 12, per_commit=80)
+    fragment(store, [80] * 12)
     # No time at all: one step of one page, then the budget is spent.
     assert store.merge_search_index(0.0, pages=1) == 1
     assert store.search_segments("observations") > 1
-    # The next sweep continues it (a positive step), to the end.
+    # The next sweep continues it, to the end.
     assert store.merge_search_index(30.0, pages=8) >= 2
     assert store.search_segments("observations") == 1
     assert matches(store, "rounding") == 12 * 80
+
+
+def test_a_busy_store_ends_the_merge_not_the_sweep(memoir_home: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with Store.open(memoir_home) as store:
+        fragment(store, [40] * 12)
+    other = db(memoir_home)
+    other.execute("BEGIN IMMEDIATE")  # another writer, holding the lock
+    try:
+        with Store.open(memoir_home, timeout=0.2) as store:
+            assert store.merge_search_index(10.0) == 0
+            assert store.search_segments("observations") == 12
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert "search index: merging stopped after 0 step(s) (busy)" in caplog.text

@@ -1,11 +1,12 @@
 """The search index's upkeep, in short steps: rows stored before migration m0004
-indexed, and the index's segments merged when they pile up."""
+indexed, and the index's segments merged level by level."""
 
 from __future__ import annotations
 
 import json
 import time
 
+from ..errors import StoreError
 from ..log import get_logger
 from ..text import code_terms
 from .connection import Connected
@@ -17,14 +18,12 @@ log = get_logger(__name__)
 #: write lock meanwhile waits no longer than that.
 BACKFILL_CHUNK = 500
 
-#: FTS5 segments (b-trees) a search table's index may hold before a sweep
-#: merges them into one. Every word looked up seeks each segment: at 18 (a
-#: 200,000-observation store), prompt-time recall's lookups took ~2x the time
-#: they take on one. SQLite's own automerge keeps up to ~3 per level.
-MERGE_AT_SEGMENTS = 8
 #: Pages written per merge step, each its own transaction (~10-25 ms on a
 #: 200,000-observation store), so a hook waiting to record waits no longer.
 MERGE_STEP_PAGES = 64
+#: FTS5's ``usermerge`` for the sweep's merges: two segments on one level are
+#: merged (FTS5's default, 4, lets three pile up on every level).
+MERGE_PAIRS = 2
 
 # The columns whose values feed a row's split identifiers (``terms``).
 _TERM_SOURCES = {
@@ -117,47 +116,53 @@ class SearchIndexQueries(Connected):
         return int(self.conn.execute(
             f"SELECT COUNT(DISTINCT segid) FROM {table}_fts_idx").fetchone()[0])
 
-    def merge_search_index(self, budget: float, *, at_segments: int = MERGE_AT_SEGMENTS,
-                           pages: int = MERGE_STEP_PAGES) -> int:
-        """Merge each search table's segments into one once they number ``at_segments``,
-        for about ``budget`` seconds; return the merge steps that did work.
+    def merge_search_index(self, budget: float, *, pages: int = MERGE_STEP_PAGES) -> int:
+        """Merge the search index's segments level by level, for about ``budget``
+        seconds; return the merge steps that did work. Never raises: the store
+        busy or failing ends this upkeep (logged), not the caller's sweep.
 
-        FTS5's incremental merge (the ``'merge'`` command): a negative page
-        count starts merging every segment, positive ones continue a merge
-        already started, and a step that changes fewer than two rows found
-        nothing left to merge (sqlite.org/fts5.html). So a merge cut short by
-        the budget resumes at the next sweep, and each step is one short
-        transaction with a pause after it for writers that queued meanwhile.
+        Every word search and recall look up seeks each segment of an FTS5
+        index, and FTS5's automerge (run by every writer) leaves up to three on
+        each level: 18 on the benchmark's 200,000-observation store, where
+        prompt-time recall's lookups then took about twice as long. With
+        ``usermerge`` at 2, FTS5's 'merge' command merges any two segments of
+        one level, leaving at most one per level (3 on that store). The large
+        segment that holds most of the index is rewritten only when another
+        reaches its level, as in any log-structured merge, so the sweep after
+        a session merges little. Each step is one short transaction followed
+        by a pause as long, for writers that queued meanwhile; a positive step
+        continues a merge already started, so one cut short by the budget
+        resumes at the next sweep (sqlite.org/fts5.html, the 'merge' command).
         """
         deadline = time.monotonic() + budget
         steps = 0
-        for table in SEARCH_TABLES:
-            fts = f"{table}_fts"
-            # First what is under way (a merge an earlier sweep left, or a level
-            # SQLite's own rule would merge); then, if segments still pile up,
-            # all of them.
-            for first in (pages, -pages):
-                if first < 0:
-                    segments = self.search_segments(table)
-                    if segments < at_segments:
-                        break
-                    log.info("search index: merging the %d segments of %s", segments, fts)
-                step = first
+        try:
+            for table in SEARCH_TABLES:
+                fts = f"{table}_fts"
+                setting = self.conn.execute(
+                    f"SELECT v FROM {fts}_config WHERE k = 'usermerge'").fetchone()
+                if setting is None or setting[0] != MERGE_PAIRS:
+                    with self.transaction() as conn:
+                        conn.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('usermerge', ?)",
+                                     (MERGE_PAIRS,))
                 while True:
                     began = time.monotonic()
-                    if not self._merge_step(fts, step):
+                    if not self._merge_step(fts, pages):
                         break
                     steps += 1
                     if time.monotonic() >= deadline:
                         log.info("search index: merging %s continues at the next sweep", fts)
                         return steps
-                    step = pages
                     # Writers that queued behind this step get the lock first.
                     time.sleep(min(time.monotonic() - began, 0.05))
+        except StoreError as e:
+            log.warning("search index: merging stopped after %d step(s) (%s): %s", steps,
+                        e.reason, e)
         return steps
 
     def _merge_step(self, fts: str, pages: int) -> bool:
-        """One FTS5 'merge' step in its own transaction; True if it merged anything."""
+        """One FTS5 'merge' step in its own transaction; True if it merged anything
+        (a step that changes fewer than two rows found nothing to merge)."""
         before = self.conn.total_changes
         with self.transaction() as conn:
             conn.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('merge', ?)", (pages,))

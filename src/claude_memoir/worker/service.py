@@ -102,6 +102,8 @@ class Worker:
         # Rows older than the search index still to index (assume some until
         # the first backfill call says otherwise; it returns at once if none).
         self._search_backlog = 1
+        # Set when the session finished: _shutdown then merges the search index.
+        self._merge_index = False
         self._wake = asyncio.Event()
         self._started_recorded = False
         self._server: asyncio.AbstractServer | None = None
@@ -417,9 +419,13 @@ class Worker:
 
         settings = self.settings
         try:
-            await self.db.call(lambda store: retention.sweep(settings, store))
+            await self.db.call(lambda store: retention.sweep(settings, store,
+                                                             merge_index=False))
         except MemoirError as e:
             log.warning("retention sweep failed (%s): %s", e.reason, e)
+        # The search index's merge (up to SEARCH_MERGE_BUDGET seconds) waits
+        # for _shutdown, after the socket is gone.
+        self._merge_index = True
 
     # -- teardown ----------------------------------------------------------------
 
@@ -434,6 +440,16 @@ class Worker:
             await self.conversation.close()
         except Exception:
             log.exception("closing the agent failed")
+        if self._merge_index:
+            # After the socket is gone: a worker started meanwhile for this
+            # session (resumed) waits for our lock, and finds no answer that
+            # would make it leave the session to us.
+            from ..retention import SEARCH_MERGE_BUDGET
+
+            try:
+                await self.db.call(lambda store: store.merge_search_index(SEARCH_MERGE_BUDGET))
+            except MemoirError as e:
+                log.warning("search index merge failed (%s): %s", e.reason, e)
         self._unlink(self.pid_path)
         session = self.session
         try:
