@@ -183,8 +183,8 @@ def test_the_rarest_words_rank_first_and_far_weaker_matches_drop(
 def test_strong_matches_of_other_projects_do_not_crowd_out_this_ones(
         store: Store, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Equal matches in a busy decoy project, newer, come first in the
-    # store-wide ranking, filling the first rows read (two per read here, 32
-    # in use); this project's own must still be found.
+    # store-wide ranking, filling the first rows read (two per read here,
+    # _CHUNK in use); this project's own must still be found.
     monkeypatch.setattr("claude_memoir.recall.inject._CHUNK", 2)
     [mine] = observe(store, "mine", project, Observation(
         type="change", title="quuxfrob GLIMMERWORT here"))
@@ -194,6 +194,10 @@ def test_strong_matches_of_other_projects_do_not_crowd_out_this_ones(
         type="change", title=f"GLIMMERWORT quuxfrob {i}") for i in range(7)])
     found = strong_matches(store, "GLIMMERWORT quuxfrob", project_key(project), None)
     assert [o.id for o in found] == [mine]
+    # The look is bounded: examining only the first two strong matches (the
+    # decoy's) finds nothing, rather than reading on without end.
+    monkeypatch.setattr("claude_memoir.recall.inject._MAX_EXAMINED", 2)
+    assert strong_matches(store, "GLIMMERWORT quuxfrob", project_key(project), None) == []
 
 
 def test_recall_chars_bounds_and_disables(store: Store, project: Path, history: dict[str, int],

@@ -33,7 +33,7 @@ NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 #: How many migrations ``schema`` holds: a store at this ``user_version`` is
 #: current, and opening it needs no import of the migrations (hooks; see
-#: ``hookstore``). tests/store/test_schema.py keeps it equal to len(MIGRATIONS).
+#: ``hookstore``). tests/store/test_store.py keeps it equal to len(MIGRATIONS).
 SCHEMA_VERSION = 9
 
 # SQLite's primary result codes (the low byte of an extended code).

@@ -488,7 +488,7 @@ def m0009_user_edits(conn: sqlite3.Connection) -> None:
 
 def migrate(conn: sqlite3.Connection, path: str, transaction: Callable[[], Transaction]) -> None:
     """Apply every migration ``conn``'s database lacks, in one transaction."""
-    # Fast path for hooks: one pragma read when nothing is to do.
+    # Nothing to do when current (HookStore does not even import this module then).
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version >= len(MIGRATIONS):
         return
