@@ -726,6 +726,13 @@ class Bench:
         """A line printed under the section's heading (and kept in the JSON)."""
         self.notes.setdefault(section, []).append(text)
 
+    def end_workers(self) -> None:
+        """End the workers (and their agents) of every sandbox so far: a section's
+        idle workers must not run beside the next section's measurements."""
+        for pid in [pid for box in self.sandboxes for pid in kill_workers(box.home)]:
+            wait_exit(pid, 5.0)
+        reap_children()
+
     def close(self) -> None:
         """End every process started for our homes, stop the mocks, remove the temp root."""
         killed = [pid for box in self.sandboxes for pid in kill_workers(box.home)]
@@ -1774,6 +1781,7 @@ def main(argv: list[str] | None = None) -> int:
                 broken = True
                 traceback.print_exc()
                 rows.append(Row(section, "section did not complete", ok=False, note=repr(e)))
+            bench.end_workers()
             bench.note(section, f"section wall time {time.monotonic() - section_started:.1f} s")
             print(table([r for r in rows if r.section == section], bench.notes), flush=True)
     except KeyboardInterrupt:
