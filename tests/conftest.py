@@ -142,6 +142,25 @@ def db(home: Path) -> sqlite3.Connection:
     return conn
 
 
+def fragment_search_index(store: Any, sizes: list[int], *, session: int | None = None,
+                          automerge: bool = False) -> int:
+    """Add observations in one single-statement commit per size (FTS5 writes a segment
+    per statement), automerge off unless asked: a search index in pieces, as a
+    worker's commits leave it. Returns how many observations were added."""
+    if not automerge:
+        store.conn.execute("INSERT INTO observations_fts(observations_fts, rank)"
+                           " VALUES ('automerge', 0)")
+    if session is None:
+        session = store.upsert_session("seg-session", "/p", "/p").id
+    for c, size in enumerate(sizes):
+        store.conn.execute(
+            "INSERT INTO observations (session_id, prompt_number, event_ids, type, title,"
+            " narrative) VALUES " + ", ".join(["(?, 1, '[]', 'change', ?, ?)"] * size),
+            [v for i in range(size) for v in (session, f"ledger{c}x{i} rounding quux{i % 7}",
+                                              " ".join(f"w{c}x{i}x{k}" for k in range(30)))])
+    return sum(sizes)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1,
              message: str = "condition") -> Any:
     """Poll ``predicate`` until truthy or fail the test after ``timeout`` seconds."""

@@ -18,7 +18,7 @@ from claude_memoir.config import load_settings
 from claude_memoir.paths import lock_path, socket_path
 from claude_memoir.store import Store
 from claude_memoir.worker.lock import AlreadyRunning, SessionLock, remove_lock_file
-from conftest import Spawned, db, memoir_command, start_worker
+from conftest import Spawned, db, fragment_search_index, memoir_command, start_worker
 
 SID = "5e55e55e-0000-4000-8000-000000000001"
 
@@ -236,11 +236,7 @@ def test_a_finishing_worker_applies_retention(memoir_home: Path, spawned: Spawne
         s = store.upsert_session(SID, "/p", "/p").id
         ids = _events(store, s, 2)
         store.record_observations(s, ids, [Observation(type="change", title="t")], 0)
-        # A search index in pieces (one segment per statement, automerge off).
-        store.conn.execute("INSERT INTO observations_fts(observations_fts, rank)"
-                           " VALUES ('automerge', 0)")
-        for i in range(12):
-            store.record_observations(s, [], [Observation(type="change", title=f"o{i}")], 0)
+        fragment_search_index(store, [1] * 12, session=s)
         assert store.search_segments("observations") >= 12
     _age(memoir_home, ids, 45)
     stale = Path(lock_path(memoir_home, "another-session"))
@@ -271,11 +267,7 @@ def test_cleanup_sessions_applies_retention_and_reports_it(memoir_home: Path) ->
         s = store.upsert_session(SID, "/p", "/p").id
         ids = _events(store, s, 3)
         store.record_observations(s, ids, [Observation(type="change", title="t")], 0)
-        # A search index in pieces (one segment per statement, automerge off).
-        store.conn.execute("INSERT INTO observations_fts(observations_fts, rank)"
-                           " VALUES ('automerge', 0)")
-        for i in range(12):
-            store.record_observations(s, [], [Observation(type="change", title=f"o{i}")], 0)
+        fragment_search_index(store, [1] * 12, session=s)
         assert store.search_segments("observations") >= 12
     _age(memoir_home, ids, 10)
     env = {**os.environ, "MEMOIR_KEEP_EVENTS_DAYS": "7"}

@@ -9,6 +9,7 @@ import pytest
 
 from claude_memoir.store import Store
 from conftest import db
+from conftest import fragment_search_index as fragment
 
 
 @pytest.fixture
@@ -16,22 +17,6 @@ def store(memoir_home: Path) -> Iterator[Store]:
     s = Store.open(memoir_home)
     yield s
     s.close()
-
-
-def fragment(store: Store, sizes: list[int], *, automerge: bool = False) -> int:
-    """One single-statement commit of observations per size (FTS5 writes a segment
-    per statement), automerge off unless asked; return how many were added."""
-    if not automerge:
-        store.conn.execute("INSERT INTO observations_fts(observations_fts, rank)"
-                           " VALUES ('automerge', 0)")
-    session = store.upsert_session("seg-session", "/p", "/p").id
-    for c, size in enumerate(sizes):
-        store.conn.execute(
-            "INSERT INTO observations (session_id, prompt_number, event_ids, type, title,"
-            " narrative) VALUES " + ", ".join(["(?, 1, '[]', 'change', ?, ?)"] * size),
-            [v for i in range(size) for v in (session, f"ledger{c}x{i} rounding quux{i % 7}",
-                                              " ".join(f"w{c}x{i}x{k}" for k in range(30)))])
-    return sum(sizes)
 
 
 def matches(store: Store, query: str) -> int:
