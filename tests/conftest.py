@@ -135,6 +135,19 @@ def run_hook(memoir_home: Path) -> HookRunner:
     return run
 
 
+def session_hooks(run_hook: HookRunner, sid: str,
+                  env: dict[str, str]) -> Callable[[str, dict[str, Any]], None]:
+    """``hook(event, payload)`` for session ``sid`` with ``env``: each hook must exit 0
+    and print JSON, as Claude Code requires."""
+
+    def hook(event: str, data: dict[str, Any]) -> None:
+        done = run_hook(event, dict(data, session_id=sid), env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) is not None
+
+    return hook
+
+
 def db(home: Path) -> sqlite3.Connection:
     """A plain read connection to a test's memoir.db."""
     conn = sqlite3.connect(home / "memoir.db", timeout=5)

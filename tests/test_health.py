@@ -19,7 +19,7 @@ from claude_memoir.config import load_settings
 from claude_memoir.errors import AgentError
 from claude_memoir.health import check_health
 from claude_memoir.store import Store
-from conftest import HookRunner, api_env, db, memoir_command, payload, wait_for
+from conftest import HookRunner, api_env, db, memoir_command, payload, session_hooks, wait_for
 from mockapi import MockAnthropic
 
 SID = "4ea17400-0000-4000-8000-000000000001"
@@ -126,10 +126,7 @@ def test_llm_outage_is_reported_then_cleared_by_reprocess(
         s.bind(("127.0.0.1", 0))
         env["ANTHROPIC_BASE_URL"] = f"http://127.0.0.1:{s.getsockname()[1]}"
 
-    def hook(event: str, data: dict[str, object]) -> None:
-        done = run_hook(event, dict(data, session_id=SID), env=env)
-        assert done.returncode == 0, done.stderr
-
+    hook = session_hooks(run_hook, SID, env)
     hook("user-prompt-submit", dict(payload("user_prompt_submit"), prompt="rename the loader"))
     hook("post-tool-use", dict(payload("post_tool_use_bash"), tool_use_id="toolu_health001"))
     hook("stop", payload("stop"))

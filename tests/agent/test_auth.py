@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from claude_memoir.agent.auth import agent_settings, find_credential
-from conftest import HookRunner, api_env, db, payload, wait_for
+from conftest import HookRunner, api_env, db, payload, session_hooks, wait_for
 from mockapi import MockAnthropic
 
 SID = "a07a07a0-0000-4000-8000-000000000011"
@@ -112,10 +112,7 @@ def test_agent_authenticates_like_the_users_claude_code(
     assert "ANTHROPIC_API_KEY" not in {**os.environ, **env}
     mock_api.summary_marker = "AUTH-SUMMARY"
 
-    def hook(event: str, data: dict[str, object]) -> None:
-        done = run_hook(event, dict(data, session_id=SID), env=env)
-        assert done.returncode == 0, done.stderr
-
+    hook = session_hooks(run_hook, SID, env)
     hook("user-prompt-submit", dict(payload("user_prompt_submit"), prompt="tidy the parser"))
     hook("post-tool-use", dict(payload("post_tool_use_bash"), tool_use_id="toolu_auth0001"))
     hook("stop", payload("stop"))

@@ -22,7 +22,7 @@ from test_worker import SID, _count, _request, _run_worker, _seed, _until
 from claude_memoir.agent.prompts import RECAP_CLOSE, RECAP_OPEN, SYSTEM_PROMPT
 from claude_memoir.store import Store
 from claude_memoir.worker.service import Worker
-from conftest import api_env, db, payload, wait_for
+from conftest import api_env, db, payload, session_hooks, wait_for
 from fakeagent import FakeAgent, FakeAgentFactory
 from mockapi import MockAnthropic
 
@@ -256,10 +256,7 @@ def _request_chars(body: dict[str, Any]) -> int:
 
 def _run_session(run_hook: Any, home: Path, sid: str, env: dict[str, str],
                  events: int) -> None:
-    def hook(event: str, data: dict[str, Any]) -> None:
-        done = run_hook(event, dict(data, session_id=sid), env=env)
-        assert done.returncode == 0 and json.loads(done.stdout) is not None
-
+    hook = session_hooks(run_hook, sid, env)
     hook("user-prompt-submit", dict(payload("user_prompt_submit"), prompt="tidy the repo"))
     for i in range(events):
         hook("post-tool-use", dict(
