@@ -99,6 +99,17 @@ def bundled_claude() -> Path:
     return path
 
 
+def run_claude(prompt: str, cwd: Path, env: dict[str, str], *, allowed: str = "Bash",
+               plugin_dir: Path | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``claude -p PROMPT`` with the bundled CLI in ``cwd`` (``--plugin-dir`` when given)."""
+    plugin = ["--plugin-dir", str(plugin_dir)] if plugin_dir is not None else []
+    return subprocess.run([str(bundled_claude()), *plugin, "-p", prompt,
+                           "--allowedTools", allowed],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
 def memoir_command() -> list[str]:
     """The installed ``memoir`` console script next to this interpreter."""
     script = Path(sys.executable).parent / "memoir"

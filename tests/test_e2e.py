@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import api_env, bundled_claude, db, memoir_command, wait_for
+from conftest import api_env, db, memoir_command, run_claude, wait_for
 from mockapi import MockAnthropic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -28,14 +28,6 @@ def _env(mock: MockAnthropic, tmp: Path) -> dict[str, str]:
     # Running as root, Claude Code refuses its bypass modes unless sandboxed.
     env["IS_SANDBOX"] = "1"
     return env
-
-
-def _claude(prompt: str, project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(bundled_claude()), "-p", prompt, "--allowedTools", "Bash"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def _install(env: dict[str, str]) -> Path:
@@ -65,7 +57,7 @@ def test_session_summary_reaches_next_session(mock_api: MockAnthropic, tmp_path:
     project = tmp_path / "project"
     project.mkdir()
 
-    first = _claude("create test.txt with hello in it", project, env)
+    first = run_claude("create test.txt with hello in it", project, env)
     assert first.returncode == 0, first.stderr
     assert "MOCK_FINAL_REPLY" in first.stdout
     assert (project / "test.txt").read_text().strip() == "hello"  # the tool really ran
@@ -108,7 +100,7 @@ def test_session_summary_reaches_next_session(mock_api: MockAnthropic, tmp_path:
 
     # Session 2: its first request to the model carries session 1's summary.
     seen = len(mock_api.messages_requests(agent=False))
-    second = _claude("what did we do last time?", project, env)
+    second = run_claude("what did we do last time?", project, env)
     assert second.returncode == 0, second.stderr
     cli_requests = mock_api.messages_requests(agent=False)[seen:]
     assert cli_requests, "session 2 made no request"
@@ -144,7 +136,7 @@ def test_agent_process_does_not_fire_user_hooks(mock_api: MockAnthropic, tmp_pat
     project = tmp_path / "project"
     project.mkdir()
 
-    done = _claude("create test.txt with hello in it", project, env)
+    done = run_claude("create test.txt with hello in it", project, env)
     assert done.returncode == 0, done.stderr
 
     conn = db(memoir_home)
@@ -184,18 +176,11 @@ def test_plugin_form_records_and_recalls(mock_api: MockAnthropic, tmp_path: Path
     project = tmp_path / "project"
     project.mkdir()
 
-    def claude(prompt: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(bundled_claude()), "--plugin-dir", str(REPO), "-p", prompt,
-             "--allowedTools", "Bash"],
-            cwd=project, env=env, capture_output=True, text=True, timeout=120,
-            stdin=subprocess.DEVNULL)
-
-    assert claude("create test.txt").returncode == 0
+    assert run_claude("create test.txt", project, env, plugin_dir=REPO).returncode == 0
     conn = db(memoir_home)
     wait_for(lambda: conn.execute(
         "SELECT COUNT(*) FROM summaries WHERE learned = ?", (marker,)).fetchone()[0] == 1,
         timeout=90, message="the plugin-recorded session's summary")
     seen = len(mock_api.messages_requests(agent=False))
-    assert claude("and now?").returncode == 0
+    assert run_claude("and now?", project, env, plugin_dir=REPO).returncode == 0
     assert marker in mock_api.messages_requests(agent=False)[seen].text()

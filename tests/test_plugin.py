@@ -18,7 +18,7 @@ import pytest
 import wheelhouse
 from claude_memoir import bootstrap
 from claude_memoir.cli.install import EVENTS, install
-from conftest import api_env, bundled_claude, db, memoir_command, payload, wait_for
+from conftest import api_env, bundled_claude, db, memoir_command, payload, run_claude, wait_for
 from mockapi import MockAnthropic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,6 @@ def test_plugin_runner_executes_a_hook(memoir_home: Path) -> None:
 
 def test_plugin_declares_the_mcp_server_claude_code_connects_to(tmp_path: Path) -> None:
     """The plugin's .mcp.json starts `memoir mcp`; the bundled CLI loads and connects it."""
-    from conftest import bundled_claude
 
     declared = json.loads((REPO / ".mcp.json").read_text())["mcpServers"]
     assert declared == {"memoir": {"command": "${CLAUDE_PLUGIN_ROOT}/bin/memoir-mcp",
@@ -176,15 +175,8 @@ def test_plugin_with_a_bare_python3_bootstraps_and_ends_with_an_agent_summary(
     project = tmp_path / "project"
     project.mkdir()
 
-    def claude(prompt: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(bundled_claude()), "--plugin-dir", str(REPO), "-p", prompt,
-             "--allowedTools", "Bash"],
-            cwd=project, env=env, capture_output=True, text=True, timeout=120,
-            stdin=subprocess.DEVNULL)
-
     started = time.monotonic()
-    first = claude("create test.txt with hello in it")
+    first = run_claude("create test.txt with hello in it", project, env, plugin_dir=REPO)
     assert first.returncode == 0, first.stderr
     conn = db(memoir_home)
     # Recorded by the stdlib-only hooks while the dependencies install.
@@ -201,7 +193,7 @@ def test_plugin_with_a_bare_python3_bootstraps_and_ends_with_an_agent_summary(
     assert len(stamps) == 1
 
     # The next session uses the installed venv at once: no second install.
-    second = claude("and now?")
+    second = run_claude("and now?", project, env, plugin_dir=REPO)
     assert second.returncode == 0, second.stderr
     assert marker in mock_api.messages_requests(agent=False)[-1].text()
     wait_for(lambda: conn.execute("SELECT COUNT(*) FROM sessions WHERE status = 'completed'")

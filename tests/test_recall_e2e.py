@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from conftest import api_env, bundled_claude, db, memoir_command, wait_for
+from conftest import api_env, db, memoir_command, run_claude, wait_for
 from mockapi import (
     AGENT_SUMMARY,
     Blocks,
@@ -126,13 +126,6 @@ def result_text(block: dict[str, Any]) -> str:
     return "".join(c.get("text", "") for c in content or [] if isinstance(c, dict))
 
 
-def claude(prompt: str, cwd: Path, env: dict[str, str],
-           allowed: str = "Bash") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(bundled_claude()), "-p", prompt, "--allowedTools", allowed],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=150,
-                          stdin=subprocess.DEVNULL)
-
-
 def test_worktree_subdirectory_session_recalls_through_mcp(
         mock_api: MockAnthropic, tmp_path: Path, memoir_home: Path) -> None:
     fact = f"PLANTED-FACT-{uuid.uuid4().hex[:10]}: ledger totals round after summing"
@@ -157,7 +150,7 @@ def test_worktree_subdirectory_session_recalls_through_mcp(
     assert "MCP server `memoir`" in done.stdout
 
     # -- session 1, in the main work tree ------------------------------------------------
-    first = claude("fix the ledger rounding", repo, env)
+    first = run_claude("fix the ledger rounding", repo, env, timeout=150)
     assert first.returncode == 0, first.stderr
     conn = db(memoir_home)
     wait_for(lambda: conn.execute("SELECT COUNT(*) FROM summaries WHERE learned = ?",
@@ -172,8 +165,8 @@ def test_worktree_subdirectory_session_recalls_through_mcp(
     # -- session 2, in a subdirectory of a linked worktree --------------------------------
     mock_api.cli = SearchingCli(query="ledger totals rounding")
     seen = len(mock_api.messages_requests(agent=False))
-    second = claude("why do ledger totals look different now?", subdir, env,
-                    allowed=f"Bash {SEARCH_TOOL}")
+    second = run_claude("why do ledger totals look different now?", subdir, env,
+                        allowed=f"Bash {SEARCH_TOOL}", timeout=150)
     assert second.returncode == 0, second.stderr
     assert "MOCK_FINAL_REPLY" in second.stdout
     requests = [r for r in mock_api.messages_requests(agent=False)[seen:] if r.body.get("tools")]
@@ -220,7 +213,7 @@ def test_worktree_subdirectory_session_recalls_through_mcp(
     # recall of session 1's observation.
     mock_api.cli = ScriptedCli()
     seen = len(mock_api.messages_requests(agent=False))
-    third = claude("the ReconcileLedger rounding is off again", subdir, env)
+    third = run_claude("the ReconcileLedger rounding is off again", subdir, env, timeout=150)
     assert third.returncode == 0, third.stderr
     requests = [r for r in mock_api.messages_requests(agent=False)[seen:] if r.body.get("tools")]
     assert requests, "session 3 sent no request"
@@ -236,7 +229,7 @@ def test_worktree_subdirectory_session_recalls_through_mcp(
     ledger = worktree / "src" / "app" / "ledger.py"
     mock_api.cli = ReadingCli(str(ledger))
     seen = len(mock_api.messages_requests(agent=False))
-    fourth = claude("hello there", subdir, env, allowed="Read")
+    fourth = run_claude("hello there", subdir, env, allowed="Read", timeout=150)
     assert fourth.returncode == 0, fourth.stderr
     requests = [r for r in mock_api.messages_requests(agent=False)[seen:] if r.body.get("tools")]
     assert len(requests) >= 2, [r.last_user_text()[:80] for r in requests]
