@@ -65,14 +65,18 @@ def _is_empty(value: object) -> bool:
     return False
 
 
+def _output(response: object, limit: int, failed: bool) -> list[Field]:
+    """A response shown as it is: its text, "(no output)" when empty (a failed
+    call's error says enough), or nothing."""
+    if not _is_empty(response):
+        return [("output", truncate_middle(to_text(response), limit))]
+    return [] if failed else [("output", "(no output)")]
+
+
 def _generic(tool_input: object, tool_response: object, limit: int,
              failed: bool) -> list[Field]:
-    fields = [("input", truncate_middle(to_text(tool_input), limit))]
-    if not _is_empty(tool_response):
-        fields.append(("output", truncate_middle(to_text(tool_response), limit)))
-    elif not failed:
-        fields.append(("output", "(no output)"))
-    return fields
+    return [("input", truncate_middle(to_text(tool_input), limit)),
+            *_output(tool_response, limit, failed)]
 
 
 def _bash(tin: dict[str, Any], resp: object, limit: int, failed: bool) -> list[Field] | None:
@@ -92,10 +96,8 @@ def _bash(tin: dict[str, Any], resp: object, limit: int, failed: bool) -> list[F
             fields.append(("note", "interrupted"))
         if not stdout and not stderr and not failed:
             fields.append(("output", "(no output)"))
-    elif not _is_empty(resp):
-        fields.append(("output", truncate_middle(to_text(resp), limit)))
-    elif not failed:
-        fields.append(("output", "(no output)"))
+    else:
+        fields += _output(resp, limit, failed)
     return fields
 
 
@@ -117,10 +119,8 @@ def _read(tin: dict[str, Any], resp: object, limit: int, failed: bool) -> list[F
                 f" from line {start}" if isinstance(start, int) and start > 1 else "")
             fields.append(("lines", shown))
         fields.append(("output", truncate_middle(file["content"], limit)))
-    elif not _is_empty(resp):
-        fields.append(("output", truncate_middle(to_text(resp), limit)))
-    elif not failed:
-        fields.append(("output", "(no output)"))
+    else:
+        fields += _output(resp, limit, failed)
     return fields
 
 
