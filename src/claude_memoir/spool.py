@@ -91,22 +91,21 @@ def write(home: str | os.PathLike[str], event: str, payload: dict[str, Any], *,
     return path
 
 
-def pending(home: str | os.PathLike[str]) -> list[Path]:
-    """Spooled payloads, oldest first."""
-    directory = spool_dir(home)
+def _files(home: str | os.PathLike[str], suffix: str) -> list[Path]:
     try:
-        return sorted(p for p in directory.iterdir() if p.suffix == ".json")
+        return sorted(p for p in spool_dir(home).iterdir() if p.suffix == suffix)
     except FileNotFoundError:
         return []
+
+
+def pending(home: str | os.PathLike[str]) -> list[Path]:
+    """Spooled payloads, oldest first."""
+    return _files(home, ".json")
 
 
 def rejected(home: str | os.PathLike[str]) -> list[Path]:
     """Spool files moved aside because they could not be replayed (``*.bad``)."""
-    directory = spool_dir(home)
-    try:
-        return sorted(p for p in directory.iterdir() if p.suffix == ".bad")
-    except FileNotFoundError:
-        return []
+    return _files(home, ".bad")
 
 
 def _read(path: Path) -> SpoolItem:
