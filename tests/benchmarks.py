@@ -729,18 +729,15 @@ class Bench:
     def end_workers(self) -> None:
         """End the workers (and their agents) of every sandbox so far: a section's
         idle workers must not run beside the next section's measurements."""
+        # SIGKILL is asynchronous: wait for each, so none is still dying (and
+        # writing into the tree) when the next section starts or it is removed.
         for pid in [pid for box in self.sandboxes for pid in kill_workers(box.home)]:
             wait_exit(pid, 5.0)
         reap_children()
 
     def close(self) -> None:
         """End every process started for our homes, stop the mocks, remove the temp root."""
-        killed = [pid for box in self.sandboxes for pid in kill_workers(box.home)]
-        # SIGKILL is asynchronous: a process still dying could write into the
-        # tree while it is being removed.
-        for pid in killed:
-            wait_exit(pid, 5.0)
-        reap_children()
+        self.end_workers()
         for box in self.sandboxes:
             box.mock.stop()
         shutil.rmtree(self.root, ignore_errors=True)
